@@ -1,0 +1,1 @@
+"""satlake: a lakehouse for satellite telemetry and imagery."""

@@ -1,0 +1,208 @@
+"""The ``satlake`` command: demo, produce, run, query, ui and stack."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from satlake.settings import Mode, Settings, SettingsError
+
+
+class CliError(Exception):
+    """An error for the person at the terminal: printed without a traceback."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "stack", False):
+        settings = Settings.from_env({**os.environ, "SATLAKE_MODE": Mode.STACK.value})
+    return settings
+
+
+def _progress(prefix: str) -> callable:  # type: ignore[valid-type]
+    started = time.perf_counter()
+
+    def report(count: int) -> None:
+        rate = count / max(time.perf_counter() - started, 1e-9)
+        print(f"\r{prefix}: {count:,} events ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+    return report
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from satlake.demo import run_demo
+
+    return 0 if run_demo(_settings(args)) else 1
+
+
+def cmd_produce_telemetry(args: argparse.Namespace) -> int:
+    from satlake.resources import build_resources
+    from satlake.telemetry.producer import publish_records, simulate_telemetry
+
+    settings = _settings(args)
+    resources = build_resources(settings)
+    topic = settings.telemetry_topic
+    resources.event_log.create_topic(topic, settings.telemetry_partitions)
+    if args.from_csv:
+        from satlake.telemetry.csv_replay import CsvFormatError, replay_csv_directory
+
+        directory = Path(args.from_csv)
+        if not directory.is_dir():
+            raise CliError(f"--from-csv {directory}: not a directory of <satellite>.csv files")
+        try:
+            records = list(replay_csv_directory(directory, interval_s=args.interval))
+        except CsvFormatError as error:
+            raise CliError(str(error)) from error
+    else:
+        end = datetime.now(UTC)
+        start = end - timedelta(hours=args.hours)
+        records = simulate_telemetry(
+            satellites=args.satellites,
+            start_ns=int(start.timestamp() * 1e9),
+            end_ns=int(end.timestamp() * 1e9),
+            interval_s=args.interval,
+            fault_rate=args.fault_rate,
+            seed=args.seed,
+        )
+    count = publish_records(resources.event_log, topic, records, progress=_progress(f"publishing to {topic}"))
+    print(f"\npublished {count:,} events to {topic} ({settings.mode.value} mode)")
+    resources.event_log.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from satlake.definitions import build_definitions
+    from satlake.runner import RunOutcome, dagster_instance, run_pending_work
+
+    settings = _settings(args)
+    defs = build_definitions(settings)
+    instance = dagster_instance(settings.dagster_home)
+
+    def show(outcome: RunOutcome) -> None:
+        status = "ok" if outcome.success else "FAILED"
+        print(f"run {outcome.run_id[:8]} {outcome.description} ({outcome.source}): {status} in {outcome.seconds:.1f}s")
+
+    outcomes = run_pending_work(defs, instance, settings.dagster_home / "satlake-run-state.json", show)
+    if not outcomes:
+        print("nothing to do: no new events and every partition is up to date")
+    return 0 if all(o.success for o in outcomes) else 1
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from satlake.resources import build_resources
+
+    settings = _settings(args)
+    engine_name = args.engine or ("trino" if settings.mode is Mode.STACK else "duckdb")
+    resources = build_resources(settings)
+    if engine_name == "duckdb":
+        from satlake.resources.query import DuckDbLakeQuery
+
+        engine = DuckDbLakeQuery(resources.lakehouse)
+    elif settings.mode is Mode.STACK:
+        engine = resources.query_engine
+    else:
+        raise CliError("--engine trino needs stack mode: set SATLAKE_MODE=stack or pass --stack")
+    try:
+        result = engine.query(args.sql)
+    except Exception as error:
+        raise CliError(f"{engine_name} refused the query: {error}") from error
+    print(result.format_table(max_rows=args.max_rows))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from satlake.runner import dagster_instance
+
+    dagster_instance(settings.dagster_home)  # sets DAGSTER_HOME so the UI shows `satlake run` history
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    command = ["dagster", "dev", "-w", str(workspace), "-p", str(args.port), "-h", args.host]
+    print(f"starting the Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={settings.dagster_home})")
+    os.execvp(command[0], command)
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from satlake import stack
+
+    settings = Settings.from_env({**os.environ, "SATLAKE_MODE": Mode.STACK.value})
+    if args.action == "up":
+        stack.stack_up(settings)
+    elif args.action == "down":
+        stack.stack_down(settings)
+    statuses = stack.stack_status(settings)
+    for status in statuses:
+        state = "healthy" if status.healthy else ("running" if status.running else "stopped")
+        print(f"{status.name:<6} {state:<8} port {status.port}  {status.detail}")
+    if args.action == "status":
+        return 0 if all(s.healthy for s in statuses) else 3
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="satlake", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="produce demo telemetry, run every asset and check, print a report")
+    demo.add_argument("--stack", action="store_true", help="run on Kafka, MinIO and Trino (`satlake stack up`)")
+    demo.set_defaults(func=cmd_demo)
+
+    produce = commands.add_parser("produce", help="publish synthetic or replayed data")
+    produce_what = produce.add_subparsers(dest="what", required=True)
+    telemetry = produce_what.add_parser("telemetry", help="simulate satellites, or replay CSV files")
+    telemetry.add_argument("--satellites", type=int, default=4)
+    telemetry.add_argument("--hours", type=float, default=1.0, help="span of simulated time ending now")
+    telemetry.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
+    telemetry.add_argument("--fault-rate", type=float, default=0.01, help="fraction of faulty messages")
+    telemetry.add_argument("--seed", type=int, default=1)
+    telemetry.add_argument("--from-csv", metavar="DIR", help="replay <satellite>.csv files from DIR")
+    telemetry.add_argument("--stack", action="store_true")
+    telemetry.set_defaults(func=cmd_produce_telemetry)
+
+    run = commands.add_parser("run", help="one pass of every sensor and automation, running what they request")
+    run.add_argument("--stack", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    query = commands.add_parser("query", help="run SQL over the lakehouse tables (<zone>.<table>)")
+    query.add_argument("sql")
+    query.add_argument("--engine", choices=["duckdb", "trino"], help="default: duckdb embedded, trino in stack")
+    query.add_argument("--max-rows", type=int, default=100)
+    query.add_argument("--stack", action="store_true")
+    query.set_defaults(func=cmd_query)
+
+    ui = commands.add_parser("ui", help="open the Dagster UI on this project")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--stack", action="store_true")
+    ui.set_defaults(func=cmd_ui)
+
+    stack_cmd = commands.add_parser("stack", help="install, start, stop and check Kafka, MinIO and Trino")
+    stack_cmd.add_argument("action", choices=["up", "down", "status"])
+    stack_cmd.set_defaults(func=cmd_stack)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except (CliError, SettingsError) as error:
+        print(f"satlake: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("satlake: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

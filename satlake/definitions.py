@@ -1,0 +1,31 @@
+"""The one Definitions object: every asset, check, sensor, job and resource of satlake, for the mode the
+environment selects (``SATLAKE_MODE``)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from satlake.resources import build_resources
+from satlake.settings import Settings
+from satlake.telemetry.assets import bronze_telemetry, raw_telemetry_events
+from satlake.telemetry.curated import build_curated_assets, build_dbt_resource
+from satlake.telemetry.sensors import (
+    bronze_days_sensor,
+    bronze_telemetry_job,
+    ingest_telemetry_job,
+    telemetry_events_sensor,
+)
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings.from_env()
+    resources = build_resources(settings)
+    return dg.Definitions(
+        assets=[raw_telemetry_events, bronze_telemetry, build_curated_assets(settings)],
+        jobs=[ingest_telemetry_job, bronze_telemetry_job],
+        sensors=[telemetry_events_sensor, bronze_days_sensor],
+        resources={**resources.as_dagster_resources(), "dbt": build_dbt_resource(settings)},
+    )
+
+
+defs = build_definitions()

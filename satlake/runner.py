@@ -1,0 +1,184 @@
+"""``satlake run``: one pass of every sensor and of the automation conditions, executing the runs they
+request in this process, until nothing more is requested. Scripts, cron users and tests need no daemon.
+
+Cursors and launched run keys are kept in ``<root>/dagster/satlake-run-state.json`` so consecutive passes
+never repeat work, exactly as the daemon's own bookkeeping would prevent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+log = logging.getLogger(__name__)
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+@dataclass
+class RunOutcome:
+    source: str  # sensor name or "automation"
+    description: str
+    run_id: str
+    success: bool
+    seconds: float
+
+
+@dataclass
+class RunnerState:
+    sensor_cursors: dict[str, str | None] = field(default_factory=dict)
+    run_keys: dict[str, list[str]] = field(default_factory=dict)
+    automation_cursor: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> RunnerState:
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(
+            sensor_cursors=data.get("sensor_cursors", {}),
+            run_keys=data.get("run_keys", {}),
+            automation_cursor=data.get("automation_cursor"),
+        )
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        # Keep only recent run keys: sensors use positions that only grow, so old keys never recur.
+        trimmed = {name: keys[-1000:] for name, keys in self.run_keys.items()}
+        tmp.write_text(json.dumps({"sensor_cursors": self.sensor_cursors, "run_keys": trimmed,
+                                   "automation_cursor": self.automation_cursor}, indent=1))  # fmt: skip
+        os.replace(tmp, path)
+
+
+def dagster_instance(dagster_home: Path) -> dg.DagsterInstance:
+    """The persistent instance under the storage root, shared with ``satlake ui`` so runs show in the UI."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    config = dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    return dg.DagsterInstance.get()
+
+
+def _execute(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    job_name: str | None,
+    asset_selection: list[dg.AssetKey] | None,
+    partition_key: str | None,
+    tags: dict[str, str],
+) -> tuple[str, bool, float]:
+    started = time.perf_counter()
+    job = defs.resolve_job_def(job_name) if job_name else defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        asset_selection=asset_selection,
+        tags=tags,
+        raise_on_error=False,
+    )
+    return result.run_id, result.success, time.perf_counter() - started
+
+
+def _sensor_pass(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    state: RunnerState,
+    report: Callable[[RunOutcome], None],
+) -> list[RunOutcome]:
+    outcomes: list[RunOutcome] = []
+    for sensor in defs.sensors or []:
+        sensor_def = defs.resolve_sensor_def(sensor.name)
+        context = dg.build_sensor_context(
+            instance=instance,
+            cursor=state.sensor_cursors.get(sensor_def.name),
+            definitions=defs,
+            sensor_name=sensor_def.name,
+        )
+        data = sensor_def.evaluate_tick(context)
+        if data.cursor is not None:
+            state.sensor_cursors[sensor_def.name] = data.cursor
+        seen = state.run_keys.setdefault(sensor_def.name, [])
+        for request in data.run_requests or []:
+            if request.run_key and request.run_key in seen:
+                continue
+            job_name = request.job_name or sensor_def.job_name
+            run_id, success, seconds = _execute(
+                defs, instance, job_name, list(request.asset_selection or []) or None,
+                request.partition_key, dict(request.tags),
+            )  # fmt: skip
+            if request.run_key:
+                seen.append(request.run_key)
+            what = f"{job_name}" + (f" [{request.partition_key}]" if request.partition_key else "")
+            outcome = RunOutcome(sensor_def.name, what, run_id, success, seconds)
+            outcomes.append(outcome)
+            report(outcome)
+    return outcomes
+
+
+def _automation_pass(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    state: RunnerState,
+    report: Callable[[RunOutcome], None],
+) -> list[RunOutcome]:
+    cursor = dg.deserialize_value(state.automation_cursor) if state.automation_cursor else None
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    state.automation_cursor = dg.serialize_value(result.cursor)
+    if result.total_requested == 0:
+        return []
+    asset_graph = defs.resolve_asset_graph()
+    # One run per assets definition and set of partitions: a daily range runs as one single-run backfill.
+    requested: dict[tuple[dg.AssetKey, ...], set[str | None]] = defaultdict(set)
+    by_node: dict[tuple[dg.AssetKey, ...], list[dg.AssetKey]] = defaultdict(list)
+    for key in asset_graph.materializable_asset_keys:
+        partitions = result.get_requested_partitions(key)
+        if not partitions:
+            continue
+        node_keys = tuple(sorted(asset_graph.get(key).assets_def.keys))
+        by_node[node_keys].append(key)
+        requested[node_keys].update(partitions)
+    outcomes: list[RunOutcome] = []
+    for node_keys, partitions in requested.items():
+        keys = sorted(by_node[node_keys])
+        named = sorted(p for p in partitions if p is not None)
+        tags = {RANGE_START_TAG: named[0], RANGE_END_TAG: named[-1]} if len(named) > 1 else {}
+        partition_key = named[0] if len(named) == 1 else None
+        run_id, success, seconds = _execute(defs, instance, None, keys, partition_key, tags)
+        what = f"{', '.join(k.to_user_string() for k in keys)}" + (
+            f" [{named[0]}..{named[-1]}]" if named else ""
+        )
+        outcome = RunOutcome("automation", what, run_id, success, seconds)
+        outcomes.append(outcome)
+        report(outcome)
+    return outcomes
+
+
+def run_pending_work(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    state_path: Path,
+    report: Callable[[RunOutcome], None] = lambda _: None,
+    max_passes: int = 10,
+) -> list[RunOutcome]:
+    """Evaluate sensors and automation conditions, run what they request, repeat until quiet."""
+    state = RunnerState.load(state_path)
+    outcomes: list[RunOutcome] = []
+    for _ in range(max_passes):
+        new = _sensor_pass(defs, instance, state, report)
+        new += _automation_pass(defs, instance, state, report)
+        state.save(state_path)
+        outcomes += new
+        if not new:
+            break
+    return outcomes

@@ -1,0 +1,132 @@
+"""Typed settings for satlake, read once from the environment (and an optional git-ignored secrets file).
+
+Everything that differs between a developer laptop, CI and a production stack lives here; nothing else
+reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+
+class Mode(StrEnum):
+    EMBEDDED = "embedded"
+    STACK = "stack"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and how to fix it."""
+
+
+TELEMETRY_TOPIC = "satlake.telemetry"
+OBJECT_EVENTS_TOPIC = "satlake.object-events"
+
+
+def read_secrets_file(path: Path) -> dict[str, str]:
+    """Parse a ``KEY=VALUE`` secrets file (comments and blank lines allowed, values may be quoted)."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for number, raw_line in enumerate(path.read_text().splitlines(), start=1):
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        key, value = line.split("=", 1)
+        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where satlake keeps its data and how it reaches its servers."""
+
+    mode: Mode = Mode.EMBEDDED
+    root: Path = field(default_factory=lambda: Path(".satlake").resolve())
+    telemetry_topic: str = TELEMETRY_TOPIC
+    object_events_topic: str = OBJECT_EVENTS_TOPIC
+    telemetry_partitions: int = 4
+    # Stack mode endpoints and credentials.
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    s3_endpoint: str = "http://127.0.0.1:9000"
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    lake_bucket: str = "satlake"
+    landing_bucket: str = "satlake-landing"
+    trino_host: str = "127.0.0.1"
+    trino_port: int = 8080
+    trino_user: str = "admin"
+    stack_dir: Path | None = None
+
+    @property
+    def stack_home(self) -> Path:
+        """Directory holding the native servers' binaries, data and logs (``satlake stack``)."""
+        return self.stack_dir or self.root / "stack"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.root / "secrets.env"
+
+    def require_s3_credentials(self) -> tuple[str, str]:
+        if not self.s3_access_key or not self.s3_secret_key:
+            raise SettingsError(
+                "stack mode needs object-store credentials: set SATLAKE_S3_ACCESS_KEY and "
+                f"SATLAKE_S3_SECRET_KEY, or run `satlake stack up`, which writes them to {self.secrets_file}"
+            )
+        return self.s3_access_key, self.s3_secret_key
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        root = Path(env.get("SATLAKE_ROOT", ".satlake")).expanduser().resolve()
+        secrets_path = Path(env.get("SATLAKE_SECRETS_FILE", root / "secrets.env"))
+        merged = {**read_secrets_file(secrets_path), **env}
+
+        raw_mode = merged.get("SATLAKE_MODE", Mode.EMBEDDED.value).strip().lower()
+        try:
+            mode = Mode(raw_mode)
+        except ValueError:
+            raise SettingsError(
+                f"SATLAKE_MODE={raw_mode!r} is not a mode: use 'embedded' (default) or 'stack'"
+            ) from None
+
+        def integer(name: str, default: int) -> int:
+            value = merged.get(name)
+            if value is None or value == "":
+                return default
+            try:
+                return int(value)
+            except ValueError:
+                raise SettingsError(f"{name}={value!r} must be an integer") from None
+
+        stack_dir = merged.get("SATLAKE_STACK_DIR")
+        return cls(
+            mode=mode,
+            root=root,
+            telemetry_topic=merged.get("SATLAKE_TELEMETRY_TOPIC", TELEMETRY_TOPIC),
+            object_events_topic=merged.get("SATLAKE_OBJECT_EVENTS_TOPIC", OBJECT_EVENTS_TOPIC),
+            telemetry_partitions=integer("SATLAKE_TELEMETRY_PARTITIONS", 4),
+            kafka_bootstrap=merged.get("SATLAKE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            s3_endpoint=merged.get("SATLAKE_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            s3_region=merged.get("SATLAKE_S3_REGION", "us-east-1"),
+            s3_access_key=merged.get("SATLAKE_S3_ACCESS_KEY") or None,
+            s3_secret_key=merged.get("SATLAKE_S3_SECRET_KEY") or None,
+            lake_bucket=merged.get("SATLAKE_LAKE_BUCKET", "satlake"),
+            landing_bucket=merged.get("SATLAKE_LANDING_BUCKET", "satlake-landing"),
+            trino_host=merged.get("SATLAKE_TRINO_HOST", "127.0.0.1"),
+            trino_port=integer("SATLAKE_TRINO_PORT", 8080),
+            trino_user=merged.get("SATLAKE_TRINO_USER", "admin"),
+            stack_dir=Path(stack_dir).expanduser().resolve() if stack_dir else None,
+        )

@@ -1,0 +1,192 @@
+"""Dagster wiring for the telemetry path: raw events from the log, daily bronze partitions and their checks.
+
+The work itself lives in ``ingest``, ``bronze`` and ``checks``; these functions only call it and attach
+metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow as pa
+
+from satlake.partitions import DAILY_PARTITIONS, partition_dates
+from satlake.resources.event_log import EventLog
+from satlake.resources.lakehouse import Lakehouse
+from satlake.settings import Settings
+from satlake.telemetry import checks
+from satlake.telemetry.bronze import build_bronze_partition
+from satlake.telemetry.ingest import IngestBatch, ingest_until_caught_up
+from satlake.telemetry.tables import (
+    BRONZE_TELEMETRY,
+    BRONZE_TELEMETRY_REJECTS,
+    BRONZE_TELEMETRY_REJECTS_SCHEMA,
+    BRONZE_TELEMETRY_SCHEMA,
+    RAW_TELEMETRY_EVENTS,
+    RAW_TELEMETRY_EVENTS_SCHEMA,
+)
+
+RAW_EVENTS_KEY = dg.AssetKey(["raw", "telemetry_events"])
+BRONZE_KEY = dg.AssetKey(["bronze", "telemetry"])
+REJECTS_KEY = dg.AssetKey(["bronze", "telemetry_rejects"])
+INGEST_BATCH_SIZE = 50_000
+
+
+@dg.asset(
+    key=RAW_EVENTS_KEY,
+    group_name="telemetry",
+    kinds={"delta", "kafka"},
+    pool="telemetry_ingest",
+    description="Telemetry events exactly as received from the log (payload bytes, topic, partition, offset, "
+    "broker timestamp), appended exactly once: offsets are committed in the same Delta commit as the rows.",
+    check_specs=[dg.AssetCheckSpec("schema_unchanged", asset=RAW_EVENTS_KEY)],
+)
+def raw_telemetry_events(
+    context: dg.AssetExecutionContext,
+    settings: dg.ResourceParam[Settings],
+    event_log: dg.ResourceParam[EventLog],
+    lakehouse: dg.ResourceParam[Lakehouse],
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    def log_batch(batch: IngestBatch) -> None:
+        context.log.info(
+            f"batch {batch.batch_id}: {batch.events} events, offsets {batch.start_offsets} -> "
+            f"{batch.end_offsets}, days {[d.isoformat() for d in batch.event_dates]}, delta v{batch.delta_version}"
+        )
+
+    report = ingest_until_caught_up(
+        event_log, lakehouse, settings.telemetry_topic, batch_size=INGEST_BATCH_SIZE, progress=log_batch
+    )
+    delta_table = lakehouse.open(RAW_TELEMETRY_EVENTS)
+    yield dg.MaterializeResult(
+        metadata={
+            "events": report.events,
+            "batches": len(report.batches),
+            "event_dates": dg.MetadataValue.json([d.isoformat() for d in report.event_dates]),
+            "end_offsets": dg.MetadataValue.json(
+                {str(p): o for b in report.batches for p, o in b.end_offsets.items()}
+            ),
+            "events_per_second": round(report.events / report.seconds, 1) if report.seconds else 0.0,
+            "delta_version": delta_table.version() if delta_table else -1,
+            "uri": lakehouse.uri(RAW_TELEMETRY_EVENTS),
+        }
+    )
+    yield _schema_check(RAW_EVENTS_KEY, delta_table, RAW_TELEMETRY_EVENTS_SCHEMA)
+
+
+def _schema_check(key: dg.AssetKey, delta_table: object | None, expected: pa.Schema) -> dg.AssetCheckResult:
+    if delta_table is None:
+        outcome = checks.CheckOutcome(False, "the table has not been written yet")
+    else:
+        actual = delta_table.to_pyarrow_dataset().schema  # type: ignore[attr-defined]
+        outcome = checks.check_schema_unchanged(actual, expected)
+    return _result(key, "schema_unchanged", outcome, dg.AssetCheckSeverity.ERROR)
+
+
+def _result(
+    key: dg.AssetKey, name: str, outcome: checks.CheckOutcome, severity: dg.AssetCheckSeverity
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=outcome.passed,
+        severity=severity,
+        description=outcome.description,
+        metadata={k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in outcome.metadata.items()},
+    )
+
+
+BRONZE_CHECKS = [
+    dg.AssetCheckSpec("keys_not_null_and_unique", asset=BRONZE_KEY, description="(satellite_name, timestamp_ns) is a key"),
+    dg.AssetCheckSpec("values_in_range", asset=BRONZE_KEY, description="measures within the telemetry contract"),
+    dg.AssetCheckSpec("row_count_reconciliation", asset=BRONZE_KEY,
+                      description="per batch: events consumed = bronze rows + rejects"),
+    dg.AssetCheckSpec("latest_partition_fresh", asset=BRONZE_KEY, description="newest reading under 6 h old"),
+    dg.AssetCheckSpec("schema_unchanged", asset=BRONZE_KEY),
+    dg.AssetCheckSpec("schema_unchanged", asset=REJECTS_KEY),
+]  # fmt: skip
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            BRONZE_KEY,
+            deps=[RAW_EVENTS_KEY],
+            group_name="telemetry",
+            kinds={"delta"},
+            description="Decoded, validated, de-duplicated telemetry, one partition per UTC day of event time.",
+        ),
+        dg.AssetSpec(
+            REJECTS_KEY,
+            deps=[RAW_EVENTS_KEY],
+            group_name="telemetry",
+            kinds={"delta"},
+            description="Quarantined events: payload as received, log position and a readable reason.",
+        ),
+    ],
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=BRONZE_CHECKS,
+    can_subset=False,
+)
+def bronze_telemetry(
+    context: dg.AssetExecutionContext, lakehouse: dg.ResourceParam[Lakehouse]
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    first, last = partition_dates(context)
+    window = [("event_date", ">=", first), ("event_date", "<=", last)]
+    raw = lakehouse.read(RAW_TELEMETRY_EVENTS, filters=window)
+    if raw is None:
+        raw = RAW_TELEMETRY_EVENTS_SCHEMA.empty_table()
+    partition = build_bronze_partition(raw)
+    context.log.info(
+        f"{first}..{last}: {raw.num_rows} raw events -> {partition.rows.num_rows} bronze rows, "
+        f"{partition.rejects.num_rows} rejects {partition.reject_counts}"
+    )
+    metadata = {"satlake.window": f"{first}..{last}"}
+    bronze_version = lakehouse.replace_date_partitions(
+        BRONZE_TELEMETRY, partition.rows, partition_column="event_date", first=first, last=last,
+        commit_metadata=metadata,
+    )  # fmt: skip
+    rejects_version = lakehouse.replace_date_partitions(
+        BRONZE_TELEMETRY_REJECTS, partition.rejects, partition_column="event_date", first=first, last=last,
+        commit_metadata=metadata,
+    )  # fmt: skip
+    yield dg.MaterializeResult(
+        asset_key=BRONZE_KEY,
+        metadata={"dagster/row_count": partition.rows.num_rows, "raw_events": raw.num_rows,
+                  "delta_version": bronze_version, "window": f"{first}..{last}"},
+    )  # fmt: skip
+    yield dg.MaterializeResult(
+        asset_key=REJECTS_KEY,
+        metadata={"dagster/row_count": partition.rejects.num_rows, "delta_version": rejects_version,
+                  "reasons": dg.MetadataValue.json(partition.reject_counts), "window": f"{first}..{last}"},
+    )  # fmt: skip
+
+    # Checks judge what is stored, read back from Delta, not the in-memory rows.
+    stored = lakehouse.read(BRONZE_TELEMETRY, filters=window) or BRONZE_TELEMETRY_SCHEMA.empty_table()
+    stored_rejects = lakehouse.read(BRONZE_TELEMETRY_REJECTS, filters=window)
+    stored_rejects = stored_rejects if stored_rejects is not None else BRONZE_TELEMETRY_REJECTS_SCHEMA.empty_table()
+    error, warn = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+    yield _result(BRONZE_KEY, "keys_not_null_and_unique", checks.check_keys_not_null_and_unique(stored), error)
+    yield _result(BRONZE_KEY, "values_in_range", checks.check_values_in_range(stored), error)
+    yield _result(
+        BRONZE_KEY, "row_count_reconciliation",
+        checks.check_row_count_reconciliation(raw, stored, stored_rejects), error,
+    )  # fmt: skip
+    yield _result(BRONZE_KEY, "latest_partition_fresh", _freshness(lakehouse), warn)
+    yield _schema_check(BRONZE_KEY, lakehouse.open(BRONZE_TELEMETRY), BRONZE_TELEMETRY_SCHEMA)
+    yield _schema_check(REJECTS_KEY, lakehouse.open(BRONZE_TELEMETRY_REJECTS), BRONZE_TELEMETRY_REJECTS_SCHEMA)
+
+
+def _freshness(lakehouse: Lakehouse) -> checks.CheckOutcome:
+    delta_table = lakehouse.open(BRONZE_TELEMETRY)
+    latest = None
+    if delta_table is not None:
+        days = sorted({p["event_date"] for p in delta_table.partitions()}, reverse=True)
+        for day in days[:2]:
+            rows = lakehouse.read(BRONZE_TELEMETRY, filters=[("event_date", "=", day)], columns=["event_time"])
+            if rows is not None and rows.num_rows:
+                latest = max(rows.column("event_time").to_pylist())
+                break
+    return checks.check_latest_partition_fresh(latest, datetime.now(UTC))

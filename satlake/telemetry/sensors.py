@@ -1,0 +1,70 @@
+"""Sensors that start telemetry work: new events in the log, and the bronze days a new batch touched."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from satlake.resources.event_log import EventLog
+from satlake.resources.lakehouse import Lakehouse
+from satlake.settings import Settings
+from satlake.telemetry.assets import BRONZE_KEY, RAW_EVENTS_KEY, REJECTS_KEY
+from satlake.telemetry.ingest import pending_event_counts
+
+ingest_telemetry_job = dg.define_asset_job(
+    "ingest_telemetry_job", selection=dg.AssetSelection.assets(RAW_EVENTS_KEY), description="Consume new events"
+)
+bronze_telemetry_job = dg.define_asset_job(
+    "bronze_telemetry_job",
+    selection=dg.AssetSelection.assets(BRONZE_KEY, REJECTS_KEY),
+    description="Decode and validate daily partitions of telemetry",
+)
+
+
+@dg.sensor(
+    job=ingest_telemetry_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts ingestion when the log holds events the lakehouse has not committed. Each tick reads "
+    "only end offsets and the raw table's committed offsets, never the events.",
+)
+def telemetry_events_sensor(
+    context: dg.SensorEvaluationContext,
+    settings: dg.ResourceParam[Settings],
+    event_log: dg.ResourceParam[EventLog],
+    lakehouse: dg.ResourceParam[Lakehouse],
+) -> dg.SensorResult | dg.SkipReason:
+    pending = pending_event_counts(event_log, lakehouse, settings.telemetry_topic)
+    waiting = sum(pending.values())
+    if waiting == 0:
+        return dg.SkipReason(f"{settings.telemetry_topic}: no events waiting")
+    end_offsets = event_log.end_offsets(settings.telemetry_topic)
+    # The run key is the log position, so the same backlog never starts two runs.
+    run_key = ",".join(f"{p}:{o}" for p, o in sorted(end_offsets.items()))
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=run_key, tags={"satlake/pending_events": str(waiting)})],
+    )
+
+
+@dg.sensor(
+    job=bronze_telemetry_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After each ingestion, re-builds the bronze days its events belong to (late events included).",
+)
+def bronze_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=RAW_EVENTS_KEY, after_storage_id=after), limit=1000, ascending=True
+    ).records
+    if not records:
+        return dg.SkipReason("no ingestion since the last tick")
+    days: set[str] = set()
+    for record in records:
+        materialization = record.asset_materialization
+        value = materialization.metadata.get("event_dates") if materialization else None
+        days.update(value.value if value is not None else [])  # type: ignore[arg-type]
+    cursor = str(records[-1].storage_id)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"{cursor}:{day}", partition_key=day) for day in sorted(days)],
+        cursor=cursor,
+    )
