@@ -60,7 +60,7 @@ def check_values_in_range(rows: pa.Table) -> CheckOutcome:
     """Every measure lies inside the telemetry contract's plausible range."""
     con = duckdb.connect()
     con.register("t", rows)
-    conditions = {m: f"NOT ({m} BETWEEN {lo} AND {hi})" for m, (lo, hi) in CONTRACT_RANGES.items()}
+    conditions = {m: f"NOT ({m} BETWEEN {r.low} AND {r.high})" for m, r in CONTRACT_RANGES.items()}
     counts = {m: int(con.execute(f"SELECT count(*) FROM t WHERE {c}").fetchone()[0]) for m, c in conditions.items()}  # type: ignore[index]
     examples = _examples(
         con,
@@ -72,7 +72,7 @@ def check_values_in_range(rows: pa.Table) -> CheckOutcome:
         passed=out_of_range == 0,
         description=f"{out_of_range} values outside the contract ranges in {rows.num_rows} rows",
         metadata={"rows": rows.num_rows, "out_of_range_by_measure": counts, "examples": examples,
-                  "ranges": {m: list(r) for m, r in CONTRACT_RANGES.items()}},
+                  "ranges": {m: [r.low, r.high] for m, r in CONTRACT_RANGES.items()}},
     )  # fmt: skip
 
 

@@ -118,26 +118,23 @@ def ingest_one_batch(
     Returns None when there is nothing new. Two ingestions racing on the same offsets cannot both commit:
     Delta rejects the second commit of the same application transaction (CommitFailedError).
     """
-    partitions = event_log.partitions(topic)
-    start = committed_offsets(lakehouse, topic, partitions)
-    if stop_at is not None:
-        start = {p: o for p, o in start.items() if o < stop_at.get(p, 0)}
-        if not start:
-            return None
+    start = committed_offsets(lakehouse, topic, event_log.partitions(topic))
+    if stop_at is not None and all(o >= stop_at.get(p, 0) for p, o in start.items()):
+        return None
     records = event_log.read(topic, start, max_records)
     if stop_at is not None:
         records = [r for r in records if r.offset < stop_at.get(r.partition, 0)]
     if not records:
         return None
-    next_offsets: dict[int, int] = {}
+    expected = dict(start)
     for record in records:
-        if record.offset != next_offsets.get(record.partition, start.get(record.partition, 0)):
+        if record.offset != expected[record.partition]:
             raise RuntimeError(
-                f"{topic}[{record.partition}]: expected offset "
-                f"{next_offsets.get(record.partition, start.get(record.partition, 0))}, got {record.offset}: "
-                "the log skipped or repeated records; refusing to commit a gap"
+                f"{topic}[{record.partition}]: expected offset {expected[record.partition]}, got "
+                f"{record.offset}: the log skipped or repeated records; refusing to commit a gap"
             )
-        next_offsets[record.partition] = record.offset + 1
+        expected[record.partition] = record.offset + 1
+    next_offsets = {p: o for p, o in expected.items() if o != start[p]}
     batch_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     rows = raw_event_rows(records, batch_id, datetime.now(UTC))
     version = lakehouse.append_exactly_once(
@@ -151,7 +148,7 @@ def ingest_one_batch(
     return IngestBatch(
         batch_id=batch_id,
         events=len(records),
-        start_offsets={p: start.get(p, 0) for p in next_offsets},
+        start_offsets={p: start[p] for p in next_offsets},
         end_offsets=next_offsets,
         event_dates=event_dates,
         delta_version=version,
