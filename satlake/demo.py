@@ -26,10 +26,11 @@ DEMO_INTERVAL_S = 20.0
 DEMO_FAULT_RATE = 0.02
 DEMO_SEED = 7
 
-SAMPLE_QUERY = """SELECT satellite_name, count(*) AS hours, round(avg(temp_c_avg), 1) AS avg_temp_c,
-       round(min(battery_charge_pct_min), 1) AS min_battery_pct, sum(readings) AS readings
-FROM gold.telemetry_hourly
-GROUP BY satellite_name ORDER BY satellite_name"""
+SAMPLE_QUERY = """SELECT h.satellite_name, sum(h.reading_count) AS readings, round(avg(h.temp_c_avg), 1) AS avg_temp_c,
+       round(min(h.battery_charge_pct_min), 1) AS min_battery_pct,
+       (SELECT count(*) FROM gold.telemetry_anomalies a WHERE a.satellite_name = h.satellite_name) AS anomalies
+FROM gold.telemetry_hourly h
+GROUP BY h.satellite_name ORDER BY h.satellite_name"""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Run logs go to the instance (and the UI); the terminal shows one line per run unless asked for more.
+CONSOLE_LOG_LEVEL = os.environ.get("SATLAKE_RUN_LOG_LEVEL", "WARNING")
 
 
 @dataclass
@@ -60,6 +62,13 @@ class RunnerState:
         os.replace(tmp, path)
 
 
+def quiet_run_logs() -> None:
+    """Keep per-step run logs (and dbt's output) off the terminal; they are stored with each run."""
+    if CONSOLE_LOG_LEVEL.upper() != "DEBUG":
+        for name in ("dagster", "dagster.builtin"):
+            logging.getLogger(name).setLevel(CONSOLE_LOG_LEVEL.upper())
+
+
 def dagster_instance(dagster_home: Path) -> dg.DagsterInstance:
     """The persistent instance under the storage root, shared with ``satlake ui`` so runs show in the UI."""
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -81,6 +90,7 @@ def _execute(
     started = time.perf_counter()
     job = defs.resolve_job_def(job_name) if job_name else defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": CONSOLE_LOG_LEVEL}}}},
         instance=instance,
         partition_key=partition_key,
         asset_selection=asset_selection,
@@ -104,6 +114,7 @@ def _sensor_pass(
             cursor=state.sensor_cursors.get(sensor_def.name),
             definitions=defs,
             sensor_name=sensor_def.name,
+            resources=defs.resources,
         )
         data = sensor_def.evaluate_tick(context)
         if data.cursor is not None:
@@ -117,7 +128,7 @@ def _sensor_pass(
                 defs, instance, job_name, list(request.asset_selection or []) or None,
                 request.partition_key, dict(request.tags),
             )  # fmt: skip
-            if request.run_key:
+            if request.run_key and success:  # failed runs are retried by the next pass
                 seen.append(request.run_key)
             what = f"{job_name}" + (f" [{request.partition_key}]" if request.partition_key else "")
             outcome = RunOutcome(sensor_def.name, what, run_id, success, seconds)
@@ -155,9 +166,7 @@ def _automation_pass(
         tags = {RANGE_START_TAG: named[0], RANGE_END_TAG: named[-1]} if len(named) > 1 else {}
         partition_key = named[0] if len(named) == 1 else None
         run_id, success, seconds = _execute(defs, instance, None, keys, partition_key, tags)
-        what = f"{', '.join(k.to_user_string() for k in keys)}" + (
-            f" [{named[0]}..{named[-1]}]" if named else ""
-        )
+        what = f"{', '.join(k.to_user_string() for k in keys)}" + (f" [{named[0]}..{named[-1]}]" if named else "")
         outcome = RunOutcome("automation", what, run_id, success, seconds)
         outcomes.append(outcome)
         report(outcome)
@@ -172,6 +181,7 @@ def run_pending_work(
     max_passes: int = 10,
 ) -> list[RunOutcome]:
     """Evaluate sensors and automation conditions, run what they request, repeat until quiet."""
+    quiet_run_logs()
     state = RunnerState.load(state_path)
     outcomes: list[RunOutcome] = []
     for _ in range(max_passes):

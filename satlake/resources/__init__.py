@@ -91,7 +91,7 @@ class TrinoQueryEngine(QueryEngine):
     def __init__(self, trino: object) -> None:
         self.trino = trino
 
-    def query(self, sql: str, parameters: list[object] | None = None):  # noqa: ANN201
+    def query(self, sql: str, parameters: list[object] | None = None):
         from satlake.resources.query import QueryResult
 
         columns, rows = self.trino.query(sql, parameters=parameters)  # type: ignore[attr-defined]

@@ -81,7 +81,7 @@ class Lakehouse:
                     found.append(TableRef(zone.base_name, entry.base_name))
         return sorted(found)
 
-    def _filesystem(self):  # noqa: ANN202 - (pyarrow.fs.FileSystem, path)
+    def _filesystem(self):
         from pyarrow import fs
 
         if self.root_uri.startswith("s3://"):
@@ -197,7 +197,7 @@ class Lakehouse:
         return version
 
 
-def _filter_expression(column: str, op: str, value: object):  # noqa: ANN202 - pyarrow.compute.Expression
+def _filter_expression(column: str, op: str, value: object):
     import pyarrow.compute as pc
 
     field_ref = pc.field(column)

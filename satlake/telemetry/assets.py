@@ -4,10 +4,8 @@ The work itself lives in ``ingest``, ``bronze`` and ``checks``; these functions 
 metadata.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pyarrow as pa
@@ -64,9 +62,7 @@ def raw_telemetry_events(
             "events": report.events,
             "batches": len(report.batches),
             "event_dates": dg.MetadataValue.json([d.isoformat() for d in report.event_dates]),
-            "end_offsets": dg.MetadataValue.json(
-                {str(p): o for b in report.batches for p, o in b.end_offsets.items()}
-            ),
+            "end_offsets": dg.MetadataValue.json({str(p): o for b in report.batches for p, o in b.end_offsets.items()}),
             "events_per_second": round(report.events / report.seconds, 1) if report.seconds else 0.0,
             "delta_version": delta_table.version() if delta_table else -1,
             "uri": lakehouse.uri(RAW_TELEMETRY_EVENTS),
@@ -93,12 +89,14 @@ def _result(
         passed=outcome.passed,
         severity=severity,
         description=outcome.description,
-        metadata={k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in outcome.metadata.items()},
+        metadata={
+            k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in outcome.metadata.items()
+        },
     )
 
 
 BRONZE_CHECKS = [
-    dg.AssetCheckSpec("keys_not_null_and_unique", asset=BRONZE_KEY, description="(satellite_name, timestamp_ns) is a key"),
+    dg.AssetCheckSpec("keys_not_null_and_unique", asset=BRONZE_KEY, description="(satellite, timestamp) is a key"),
     dg.AssetCheckSpec("values_in_range", asset=BRONZE_KEY, description="measures within the telemetry contract"),
     dg.AssetCheckSpec("row_count_reconciliation", asset=BRONZE_KEY,
                       description="per batch: events consumed = bronze rows + rejects"),
@@ -183,7 +181,7 @@ def _freshness(lakehouse: Lakehouse) -> checks.CheckOutcome:
     delta_table = lakehouse.open(BRONZE_TELEMETRY)
     latest = None
     if delta_table is not None:
-        days = sorted({p["event_date"] for p in delta_table.partitions()}, reverse=True)
+        days = sorted({date.fromisoformat(p["event_date"]) for p in delta_table.partitions()}, reverse=True)
         for day in days[:2]:
             rows = lakehouse.read(BRONZE_TELEMETRY, filters=[("event_date", "=", day)], columns=["event_time"])
             if rows is not None and rows.num_rows:

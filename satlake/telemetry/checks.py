@@ -93,9 +93,7 @@ def check_row_count_reconciliation(raw: pa.Table, bronze: pa.Table, rejects: pa.
         ORDER BY batch_id
         """
     ).fetchall()
-    per_batch = [
-        {"batch_id": b, "consumed": c, "bronze_rows": g, "rejected": r} for b, c, g, r in mismatches
-    ]
+    per_batch = [{"batch_id": b, "consumed": c, "bronze_rows": g, "rejected": r} for b, c, g, r in mismatches]
     broken = [row for row in per_batch if row["consumed"] != row["bronze_rows"] + row["rejected"]]
     return CheckOutcome(
         passed=not broken,

@@ -4,8 +4,6 @@ dbt computes in its DuckDB warehouse; after a successful build, each model's row
 same window in ``lake/<schema>/<model>``. The Delta tables are what Trino, DuckDB and users read.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import subprocess
@@ -27,10 +25,11 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 DBT_TARGET_DIR = DBT_PROJECT_DIR / "target"
 MANIFEST_PATH = DBT_TARGET_DIR / "manifest.json"
 
-# Daily partitions follow their upstream days whenever those are re-built, not only the latest day, so a late
-# event re-run in bronze flows through to the curated tables.
+# Daily partitions follow their upstream days whenever those are re-built, not only the latest day (as
+# `eager()` would), so a late event re-run in bronze flows through to the curated tables; a day whose upstream
+# exists but which was never built is built too.
 FOLLOW_UPSTREAM_DAYS = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    (dg.AutomationCondition.missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
     & ~dg.AutomationCondition.any_deps_missing()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
@@ -56,7 +55,11 @@ def dbt_target(settings: Settings) -> str:
 
 def _project_files_newer_than(path: Path) -> bool:
     stamp = path.stat().st_mtime
-    watched = [DBT_PROJECT_DIR / "dbt_project.yml", *DBT_PROJECT_DIR.glob("models/**/*"), *DBT_PROJECT_DIR.glob("macros/**/*")]
+    watched = [
+        DBT_PROJECT_DIR / "dbt_project.yml",
+        *DBT_PROJECT_DIR.glob("models/**/*"),
+        *DBT_PROJECT_DIR.glob("macros/**/*"),
+    ]
     return any(p.is_file() and p.stat().st_mtime > stamp for p in watched)
 
 
@@ -139,21 +142,20 @@ def build_curated_assets(settings: Settings) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, dbt: DbtCliResource, lakehouse: dg.ResourceParam[Lakehouse]
     ) -> Iterator[Any]:
         first, last = partition_dates(context)
-        os.environ.update(dbt_environment(settings, lakehouse.root_uri))
+        environment = dbt_environment(settings, lakehouse.root_uri)
+        Path(environment["SATLAKE_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
+        os.environ.update(environment)
         dbt_vars = json.dumps({"min_date": first.isoformat(), "max_date": last.isoformat()})
         events = list(dbt.cli(["build", "--vars", dbt_vars], context=context).stream())
         selected = {
             name: table for name, table in models.items()
             if dg.AssetKey([table.zone, name]) in context.selected_asset_keys
         }  # fmt: skip
-        written = publish_models_to_delta(
-            Path(dbt_environment(settings, lakehouse.root_uri)["SATLAKE_DUCKDB_PATH"]), selected, lakehouse, first, last
-        )
+        written = publish_models_to_delta(Path(environment["SATLAKE_DUCKDB_PATH"]), selected, lakehouse, first, last)
         context.log.info(f"published {first}..{last} to Delta: {written}")
         for event in events:
-            if isinstance(event, dg.Output | dg.AssetMaterialization | dg.MaterializeResult):
-                key = getattr(event, "asset_key", None) or dg.AssetKey([models[event.output_name].zone, event.output_name])  # type: ignore[union-attr]
-                name = key.path[-1]
+            if isinstance(event, dg.Output):
+                name = context.asset_key_for_output(event.output_name).path[-1]
                 if name in written:
                     event = event.with_metadata({**event.metadata, "dagster/row_count": written[name],
                                                  "delta_uri": lakehouse.uri(models[name]),

@@ -16,7 +16,7 @@ import pyarrow as pa
 from satlake.resources.event_log import EventLog, LogRecord
 from satlake.resources.lakehouse import Lakehouse
 from satlake.telemetry.codec import EventDecodeError, decode_event
-from satlake.telemetry.tables import RAW_TELEMETRY_EVENTS, RAW_TELEMETRY_EVENTS_SCHEMA
+from satlake.telemetry.tables import RAW_TELEMETRY_EVENTS, RAW_TELEMETRY_EVENTS_SCHEMA, UTC_MICROS, UTC_MILLIS
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def raw_event_rows(records: Sequence[LogRecord], batch_id: str, received_at: dat
             "topic": [r.topic for r in records],
             "partition": [r.partition for r in records],
             "offset": [r.offset for r in records],
-            "broker_timestamp": [r.timestamp_ms for r in records],
+            "broker_timestamp": pa.array([r.timestamp_ms for r in records], UTC_MILLIS).cast(UTC_MICROS),
             "key": [r.key for r in records],
             "payload": [r.value for r in records],
             "event_date": [event_day_hint(r.value, received_at_ns) for r in records],

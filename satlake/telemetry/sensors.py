@@ -1,7 +1,5 @@
 """Sensors that start telemetry work: new events in the log, and the bronze days a new batch touched."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from satlake.resources.event_log import EventLog
@@ -11,7 +9,9 @@ from satlake.telemetry.assets import BRONZE_KEY, RAW_EVENTS_KEY, REJECTS_KEY
 from satlake.telemetry.ingest import pending_event_counts
 
 ingest_telemetry_job = dg.define_asset_job(
-    "ingest_telemetry_job", selection=dg.AssetSelection.assets(RAW_EVENTS_KEY), description="Consume new events"
+    "ingest_telemetry_job",
+    selection=dg.AssetSelection.assets(RAW_EVENTS_KEY),
+    description="Consume new events",
 )
 bronze_telemetry_job = dg.define_asset_job(
     "bronze_telemetry_job",

@@ -26,7 +26,7 @@ RAW_TELEMETRY_EVENTS_SCHEMA = pa.schema(
         pa.field("topic", pa.string(), nullable=False),
         pa.field("partition", pa.int32(), nullable=False),
         pa.field("offset", pa.int64(), nullable=False),
-        pa.field("broker_timestamp", UTC_MILLIS, nullable=False),
+        pa.field("broker_timestamp", UTC_MICROS, nullable=False),  # Delta stores microseconds
         pa.field("key", pa.binary()),
         pa.field("payload", pa.binary(), nullable=False),
         pa.field("event_date", pa.date32(), nullable=False),

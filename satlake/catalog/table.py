@@ -1,0 +1,101 @@
+"""The Delta catalog table: one row per STAC item, with top-level bbox columns and a coarse cell key.
+
+The four ``bbox_*`` DOUBLE columns and ``cell_key`` let Trino and DuckDB skip files on a bounding-box query
+(min/max statistics per file); ``item_json`` keeps the full item so nothing is lost by flattening.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+import shapely
+from shapely.geometry import shape
+
+from satlake.catalog.items import BODY_BBOX_FIELD, EARTH, item_body, parse_item_datetime
+from satlake.scenes.cells import scene_cell_key
+
+CELL_KEY_PRECISION = 3  # geohash characters: cells of about 156 km x 156 km at the equator
+
+CATALOG_TABLE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False, metadata={"doc": "STAC item id (the scene id)"}),
+        pa.field("collection", pa.string(), nullable=False, metadata={"doc": "STAC collection id"}),
+        pa.field("datetime", pa.timestamp("us", tz="UTC"), nullable=False, metadata={"doc": "acquisition time"}),
+        pa.field("date", pa.date32(), nullable=False, metadata={"doc": "UTC date of datetime (partition key)"}),
+        pa.field("platform", pa.string(), metadata={"doc": "e.g. landsat-8"}),
+        pa.field("instruments", pa.list_(pa.string()), metadata={"doc": "e.g. [oli]"}),
+        pa.field("cloud_cover", pa.float64(), metadata={"doc": "eo:cloud_cover, percent; null when unknown"}),
+        pa.field("bbox_xmin", pa.float64(), metadata={"doc": "west longitude (Earth only)"}),
+        pa.field("bbox_ymin", pa.float64(), metadata={"doc": "south latitude (Earth only)"}),
+        pa.field("bbox_xmax", pa.float64(), metadata={"doc": "east longitude; < bbox_xmin across the antimeridian"}),
+        pa.field("bbox_ymax", pa.float64(), metadata={"doc": "north latitude (Earth only)"}),
+        pa.field("crosses_antimeridian", pa.bool_(), nullable=False, metadata={"doc": "bbox_xmin > bbox_xmax"}),
+        pa.field(
+            "cell_key",
+            pa.string(),
+            metadata={"doc": "geohash-3 of the bbox centre; '<body>-' prefix off Earth"},
+        ),
+        pa.field("body", pa.string(), nullable=False, metadata={"doc": "target body: earth, mars, moon, ..."}),
+        pa.field("geometry_wkb", pa.binary(), metadata={"doc": "item geometry, WKB lon/lat WGS 84 (Earth only)"}),
+        pa.field("proj_code", pa.string(), metadata={"doc": "proj:code of the native CRS, e.g. EPSG:32633"}),
+        pa.field("gsd", pa.float64(), metadata={"doc": "ground sample distance in metres, when metric"}),
+        pa.field("asset_keys", pa.list_(pa.string()), nullable=False, metadata={"doc": "sorted asset keys"}),
+        pa.field("assets_json", pa.string(), nullable=False, metadata={"doc": "the item's assets object, JSON"}),
+        pa.field("item_json", pa.string(), nullable=False, metadata={"doc": "the whole STAC item, JSON"}),
+    ]
+)
+
+
+def cell_key(bbox: list[float] | tuple[float, ...] | None, body: str = EARTH) -> str | None:
+    """The scene cell as the COG layout computes it (scenes.cells), at catalog precision; None if no bbox."""
+    if not bbox:
+        return None
+    west, south, east, north = bbox[0], bbox[1], bbox[-2], bbox[-1]
+    return scene_cell_key(body, (west, south, east, north), CELL_KEY_PRECISION)
+
+
+def _catalog_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    properties = item["properties"]
+    moment = parse_item_datetime(properties.get("datetime") or properties["start_datetime"])
+    body = item_body(item)
+    bbox = item.get("bbox") if body == EARTH else None
+    if bbox is not None and len(bbox) == 6:
+        bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
+    geometry = item.get("geometry")
+    cell_bbox = bbox if body == EARTH else properties.get(BODY_BBOX_FIELD)
+    assets = item.get("assets", {})
+    return {
+        "id": item["id"],
+        "collection": item["collection"],
+        "datetime": moment,
+        "date": moment.date(),
+        "platform": properties.get("platform"),
+        "instruments": properties.get("instruments"),
+        "cloud_cover": properties.get("eo:cloud_cover"),
+        "bbox_xmin": bbox[0] if bbox else None,
+        "bbox_ymin": bbox[1] if bbox else None,
+        "bbox_xmax": bbox[2] if bbox else None,
+        "bbox_ymax": bbox[3] if bbox else None,
+        "crosses_antimeridian": bool(bbox) and bbox[0] > bbox[2],
+        "cell_key": cell_key(cell_bbox, body),
+        "body": body,
+        "geometry_wkb": shapely.to_wkb(shape(geometry)) if geometry and body == EARTH else None,
+        "proj_code": properties.get("proj:code"),
+        "gsd": properties.get("gsd"),
+        "asset_keys": sorted(assets),
+        "assets_json": json.dumps(assets, sort_keys=True, separators=(",", ":")),
+        "item_json": json.dumps(dict(item), sort_keys=True, separators=(",", ":")),
+    }
+
+
+def catalog_rows(items: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Rows of the catalog table (schema :data:`CATALOG_TABLE_SCHEMA`) for STAC items built by items.py."""
+    rows = []
+    for item in items:
+        if not item.get("collection"):
+            raise ValueError(f"item {item.get('id')!r} has no collection; the catalog table needs one per row")
+        rows.append(_catalog_row(item))
+    return pa.Table.from_pylist(rows, schema=CATALOG_TABLE_SCHEMA)
