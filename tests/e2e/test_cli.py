@@ -1,0 +1,82 @@
+"""The CLI as a user runs it: the demo (twice), queries, replay of CSV files, and the errors people see."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CSV_DIR = Path(__file__).resolve().parents[1] / "unit" / "telemetry" / "data" / "csv"
+
+
+def satlake(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SATLAKE_ROOT": str(root), "SATLAKE_MODE": "embedded"}
+    return subprocess.run(
+        [sys.executable, "-m", "satlake", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def table_counts(report: str) -> dict[str, int]:
+    return {m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"^  (\w+\.\w+)\s+([\d,]+) rows$", report, re.M)}
+
+
+@pytest.mark.e2e
+def test_demo_runs_end_to_end_and_is_safe_to_run_twice(tmp_path: Path) -> None:
+    first = satlake(tmp_path, "demo")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    counts = table_counts(first.stdout)
+    expected = {"raw.telemetry_events", "bronze.telemetry", "bronze.telemetry_rejects", "silver.telemetry_clean",
+                "gold.telemetry_hourly", "gold.telemetry_daily_health", "gold.telemetry_anomalies"}  # fmt: skip
+    assert expected <= set(counts), first.stdout
+    assert counts["raw.telemetry_events"] == counts["bronze.telemetry"] + counts["bronze.telemetry_rejects"]
+    assert counts["bronze.telemetry_rejects"] > 0  # the demo injects faults
+    assert "asset checks:" in first.stdout and " 0 failed" in first.stdout
+    assert "sample query" in first.stdout and "SAT-001" in first.stdout
+
+    second = satlake(tmp_path, "demo")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "not producing again" in second.stdout
+    assert table_counts(second.stdout) == counts
+
+    query = satlake(tmp_path, "query", "SELECT count(*) AS n, count(DISTINCT satellite_name) AS sats FROM bronze.telemetry")
+    assert query.returncode == 0, query.stderr
+    assert re.search(rf"\b{counts['bronze.telemetry']}\s+4\b", query.stdout), query.stdout
+
+
+@pytest.mark.e2e
+def test_csv_replay_publishes_every_row_and_run_ingests_them(tmp_path: Path) -> None:
+    good = tmp_path / "csv"
+    good.mkdir()
+    for path in sorted(CSV_DIR.glob("*.csv")):
+        if path.read_text().startswith("temp_c,battery_charge_pct,altitude,sensor1,sensor2,sensor3"):
+            good.joinpath(path.name).write_text(path.read_text())
+    rows = sum(len(p.read_text().strip().splitlines()) - 1 for p in good.glob("*.csv"))
+    produced = satlake(tmp_path / "root", "produce", "telemetry", "--from-csv", str(good), "--interval", "1")
+    if produced.returncode != 0:
+        pytest.fail(produced.stderr)
+    assert f"published {rows:,} events" in produced.stdout
+    run = satlake(tmp_path / "root", "run")
+    assert run.returncode == 0, run.stdout + run.stderr
+    count = satlake(tmp_path / "root", "query", "SELECT count(*) FROM raw.telemetry_events")
+    assert re.search(rf"^{rows}\s*$", count.stdout, re.M), count.stdout
+
+
+@pytest.mark.e2e
+def test_malformed_csv_is_a_clear_error_naming_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "csv"
+    bad.mkdir()
+    (bad / "SAT-9.csv").write_text("temp_c,battery_charge_pct,altitude,sensor1,sensor2,sensor3\n1,2,500,0.1,0.2,0.3\n1,x,500,0.1,0.2,0.3\n")
+    result = satlake(tmp_path / "root", "produce", "telemetry", "--from-csv", str(bad))
+    assert result.returncode == 2
+    assert "SAT-9.csv:3" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.e2e
+def test_bad_sql_is_refused_with_the_engine_message(tmp_path: Path) -> None:
+    result = satlake(tmp_path, "query", "SELEC nonsense")
+    assert result.returncode == 2
+    assert "duckdb refused the query" in result.stderr and "Traceback" not in result.stderr
