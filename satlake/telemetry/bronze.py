@@ -6,15 +6,14 @@ Every raw event ends up in exactly one of the two outputs, so ``raw = bronze + r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from satlake.telemetry.codec import EventDecodeError, decode_event
+from satlake.telemetry.codec import EventDecodeError, decode_event_fields
 from satlake.telemetry.ingest import MAX_CLOCK_SKEW_NS
 from satlake.telemetry.tables import BRONZE_TELEMETRY_REJECTS_SCHEMA, BRONZE_TELEMETRY_SCHEMA, MEASURES
-from satlake.telemetry.validation import reject_reason
+from satlake.telemetry.validation import Rejection, reject_reason_for_values, rejection_from_decode_error
 
 DUPLICATE_EVENT = "duplicate_event"
 
@@ -40,59 +39,75 @@ def build_bronze_partition(raw: pa.Table) -> BronzePartition:
     retry) keep the earliest log position; later copies are rejected with a pointer to the kept one.
     """
     raw = raw.sort_by([("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")])
-    columns = {name: raw.column(name).to_pylist() for name in raw.column_names}
-    good: dict[str, list] = {field.name: [] for field in BRONZE_TELEMETRY_SCHEMA}
-    bad: dict[str, list] = {field.name: [] for field in BRONZE_TELEMETRY_REJECTS_SCHEMA}
-    first_seen: dict[tuple[str, int], tuple[str, int, int]] = {}
+    topics = raw.column("topic").to_pylist()
+    partitions = raw.column("partition").to_pylist()
+    offsets = raw.column("offset").to_pylist()
+    payloads = raw.column("payload").to_pylist()
+    received_ns = pc.cast(raw.column("received_at"), pa.int64()).to_pylist()  # microseconds since the epoch
 
-    def reject(i: int, code: str, reason: str, name: str | None = None, ts: int | None = None) -> None:
-        for column in ("topic", "partition", "offset", "payload", "event_date", "batch_id", "received_at"):
-            bad[column].append(columns[column][i])
-        bad["reason_code"].append(code)
-        bad["reason"].append(reason)
-        bad["satellite_name"].append(name)
-        bad["timestamp_ns"].append(ts if ts is None or ts < 2**63 else None)
-
-    for i, payload in enumerate(columns["payload"]):
+    good_rows: list[int] = []
+    good_fields: list[tuple] = []
+    bad_rows: list[int] = []
+    bad_details: list[tuple[str, str, str | None, int | None]] = []
+    first_seen: dict[tuple[str, int], int] = {}
+    for i, payload in enumerate(payloads):
         try:
-            reading = decode_event(payload)
+            fields = decode_event_fields(payload)
         except EventDecodeError as error:
-            reject(i, error.reason_code, f"undecodable event: {error.detail}")
+            rejection = rejection_from_decode_error(error)
+            bad_rows.append(i)
+            bad_details.append((rejection.code, rejection.reason, None, None))
             continue
-        received_at: datetime = columns["received_at"][i]
-        rejection = reject_reason(
-            reading, now_ns=int(received_at.timestamp() * 1e9), max_clock_skew_ns=MAX_CLOCK_SKEW_NS
+        name, timestamp_ns = fields[0], fields[1]
+        rejection = reject_reason_for_values(
+            name, timestamp_ns, fields[2:], now_ns=received_ns[i] * 1000, max_clock_skew_ns=MAX_CLOCK_SKEW_NS
         )
-        if rejection is not None:
-            reject(i, rejection.code, rejection.reason, reading.satellite_name, reading.timestamp_ns)
-            continue
-        key = (reading.satellite_name, reading.timestamp_ns)
-        position = (columns["topic"][i], columns["partition"][i], columns["offset"][i])
-        if key in first_seen:
-            kept = first_seen[key]
-            reject(
-                i,
+        if rejection is None and (name, timestamp_ns) in first_seen:
+            kept = first_seen[(name, timestamp_ns)]
+            rejection = Rejection(
                 DUPLICATE_EVENT,
-                f"duplicate of the event at {kept[0]}[{kept[1]}]@{kept[2]} "
-                f"(same satellite {reading.satellite_name!r} and timestamp_ns {reading.timestamp_ns})",
-                reading.satellite_name,
-                reading.timestamp_ns,
+                f"duplicate of the event at {topics[kept]}[{partitions[kept]}]@{offsets[kept]} "
+                f"(same satellite {name!r} and timestamp_ns {timestamp_ns})",
             )
+        if rejection is not None:
+            bad_rows.append(i)
+            bad_details.append((rejection.code, rejection.reason, name, timestamp_ns if timestamp_ns < 2**63 else None))
             continue
-        first_seen[key] = position
-        good["satellite_name"].append(reading.satellite_name)
-        good["timestamp_ns"].append(reading.timestamp_ns)
-        good["event_time"].append(datetime.fromtimestamp(reading.timestamp_ns / 1e9, tz=UTC))
-        good["event_date"].append(columns["event_date"][i])
-        for measure in MEASURES:
-            good[measure].append(getattr(reading, measure))
-        for column in ("topic", "partition", "offset", "batch_id", "received_at"):
-            good[column].append(columns[column][i])
+        first_seen[(name, timestamp_ns)] = i
+        good_rows.append(i)
+        good_fields.append(fields)
 
-    rows = pa.table(good, schema=BRONZE_TELEMETRY_SCHEMA)
-    if rows.num_rows:
-        # Microsecond event_time from the exact nanosecond stamp (float division loses sub-microsecond digits).
-        micros = pc.divide(rows.column("timestamp_ns"), pa.scalar(1000, pa.int64()))
-        event_time = pc.cast(micros, pa.timestamp("us", tz="UTC"))
-        rows = rows.set_column(2, BRONZE_TELEMETRY_SCHEMA.field("event_time"), event_time)
-    return BronzePartition(rows=rows, rejects=pa.table(bad, schema=BRONZE_TELEMETRY_REJECTS_SCHEMA))
+    return BronzePartition(
+        rows=_bronze_rows(raw, good_rows, good_fields), rejects=_reject_rows(raw, bad_rows, bad_details)
+    )
+
+
+def _bronze_rows(raw: pa.Table, rows: list[int], fields: list[tuple]) -> pa.Table:
+    source = raw.take(pa.array(rows, pa.int64()))
+    columns = list(zip(*fields, strict=True)) if fields else [[] for _ in range(2 + len(MEASURES))]
+    timestamp_ns = pa.array(columns[1], pa.int64())
+    # Microsecond event_time from the exact nanosecond stamp (no float rounding).
+    event_time = pc.cast(pc.divide(timestamp_ns, pa.scalar(1000, pa.int64())), pa.timestamp("us", tz="UTC"))
+    data = {
+        "satellite_name": pa.array(columns[0], pa.string()),
+        "timestamp_ns": timestamp_ns,
+        "event_time": event_time,
+        "event_date": source.column("event_date"),
+        **{measure: pa.array(columns[2 + j], pa.float64()) for j, measure in enumerate(MEASURES)},
+        **{c: source.column(c) for c in ("topic", "partition", "offset", "batch_id", "received_at")},
+    }
+    return pa.table(data, schema=BRONZE_TELEMETRY_SCHEMA)
+
+
+def _reject_rows(raw: pa.Table, rows: list[int], details: list[tuple[str, str, str | None, int | None]]) -> pa.Table:
+    source = raw.take(pa.array(rows, pa.int64()))
+    codes, reasons, names, stamps = (list(c) for c in zip(*details, strict=True)) if details else ([], [], [], [])
+    data = {
+        **{c: source.column(c) for c in ("topic", "partition", "offset", "payload")},
+        "reason_code": pa.array(codes, pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+        "satellite_name": pa.array(names, pa.string()),
+        "timestamp_ns": pa.array(stamps, pa.int64()),
+        **{c: source.column(c) for c in ("event_date", "batch_id", "received_at")},
+    }
+    return pa.table(data, schema=BRONZE_TELEMETRY_REJECTS_SCHEMA)

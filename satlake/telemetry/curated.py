@@ -43,9 +43,11 @@ def dbt_environment(settings: Settings, lake_uri: str) -> dict[str, str]:
         "SATLAKE_DUCKDB_PATH": str(settings.root / "warehouse" / "dbt.duckdb"),
         "SATLAKE_S3_ENDPOINT": settings.s3_endpoint,
         "SATLAKE_S3_REGION": settings.s3_region,
-        "SATLAKE_S3_ACCESS_KEY": settings.s3_access_key or "",
-        "SATLAKE_S3_SECRET_KEY": settings.s3_secret_key or "",
     }
+    if settings.s3_access_key and settings.s3_secret_key:
+        # deltalake (dbt-duckdb's delta plugin) reads credentials from the environment; they never enter the
+        # dbt manifest.
+        env |= {"AWS_ACCESS_KEY_ID": settings.s3_access_key, "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key}
     return env
 
 
@@ -108,13 +110,13 @@ def publish_models_to_delta(
     """Copy each model's rows for [first, last] from dbt's DuckDB warehouse into its Delta table, replacing
     that window only. Returns the rows written per model."""
     written: dict[str, int] = {}
-    con = duckdb.connect(str(duckdb_path), read_only=True)
+    con = duckdb.connect(str(duckdb_path), read_only=True, config={"TimeZone": "UTC"})
     try:
         for model, table in models.items():
             rows = con.execute(
                 f'SELECT * FROM "{table.zone}"."{model}" WHERE event_date BETWEEN ? AND ? ORDER BY ALL',
                 [first, last],
-            ).fetch_arrow_table()
+            ).to_arrow_table()
             lakehouse.replace_date_partitions(
                 table, rows, partition_column="event_date", first=first, last=last,
                 commit_metadata={"satlake.window": f"{first}..{last}", "satlake.dbt_model": model},

@@ -140,7 +140,8 @@ def ingest_one_batch(
     version = lakehouse.append_exactly_once(
         RAW_TELEMETRY_EVENTS,
         rows,
-        partition_by=["receive_date"],
+        # By the day the event belongs to, so building a bronze day reads exactly one raw partition.
+        partition_by=["event_date"],
         app_transactions={offsets_app_id(topic, p): o for p, o in next_offsets.items()},
         commit_metadata={"satlake.batch_id": batch_id, "satlake.events": str(len(records))},
     )

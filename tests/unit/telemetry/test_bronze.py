@@ -1,0 +1,83 @@
+"""Bronze decoding and validation: every raw event ends in exactly one of bronze or rejects, with a reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from satlake.resources.event_log import LogRecord
+from satlake.telemetry.bronze import build_bronze_partition
+from satlake.telemetry.checks import check_keys_not_null_and_unique, check_row_count_reconciliation
+from satlake.telemetry.codec import TelemetryReading, encode_event
+from satlake.telemetry.ingest import raw_event_rows
+
+RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+NOW_NS = int(RECEIVED.timestamp() * 1e9)
+
+
+def reading(name: str = "SAT-001", offset_s: float = -60, **values: float) -> TelemetryReading:
+    base = {"temp_c": 20.0, "battery_charge_pct": 80.0, "altitude_km": 550.0, "sensor1": 0.1, "sensor2": 0.2,
+            "sensor3": 0.3}  # fmt: skip
+    base.update(values)
+    return TelemetryReading(name, NOW_NS + int(offset_s * 1e9), **base)  # type: ignore[arg-type]
+
+
+def raw_rows(payloads: list[bytes]):
+    records = [LogRecord("t", 0, i, 0, None, p) for i, p in enumerate(payloads)]
+    return raw_event_rows(records, "batch-1", RECEIVED)
+
+
+def test_good_and_bad_events_are_split_with_readable_reasons() -> None:
+    good = encode_event(reading())
+    payloads = [
+        good,
+        b"\xde\xad\xbe\xef" * 3,  # garbage
+        good[:20],  # truncated
+        encode_event(reading(temp_c=500.0)),
+        encode_event(reading(battery_charge_pct=float("nan"))),
+        encode_event(reading(name="bad name!")),
+        encode_event(reading(offset_s=3600)),  # an hour ahead of its arrival
+        encode_event(TelemetryReading("SAT-001", 0, 1, 1, 500, 0, 0, 0)),
+        good,  # a producer retry
+        encode_event(reading(offset_s=-30)),
+    ]
+    partition = build_bronze_partition(raw_rows(payloads))
+    assert partition.rows.num_rows == 2
+    assert partition.rows.column("offset").to_pylist() == [0, 9]
+    rejects = dict(zip(partition.rejects.column("offset").to_pylist(), partition.rejects.to_pylist(), strict=True))
+    assert sorted(rejects) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert rejects[2]["reason_code"] == "truncated"
+    assert rejects[3]["reason_code"] == "value_out_of_range" and "temp_c" in rejects[3]["reason"]
+    assert "500" in rejects[3]["reason"]
+    assert rejects[4]["reason_code"] == "non_finite_value"
+    assert rejects[5]["reason_code"] == "invalid_satellite_name"
+    assert rejects[6]["reason_code"] == "timestamp_in_future"
+    assert rejects[7]["reason_code"] == "timestamp_before_1970"
+    assert rejects[8]["reason_code"] == "duplicate_event" and "t[0]@0" in rejects[8]["reason"]
+    assert rejects[1]["payload"] == b"\xde\xad\xbe\xef" * 3  # kept exactly as received
+    assert all(r["reason"] for r in rejects.values())
+
+
+def test_bronze_keeps_nanosecond_time_and_passes_its_checks() -> None:
+    event = reading(offset_s=-0.000_001_234)
+    raw = raw_rows([encode_event(event), encode_event(reading(offset_s=-1))])
+    partition = build_bronze_partition(raw)
+    assert partition.rows.column("timestamp_ns").to_pylist()[0] == event.timestamp_ns
+    assert partition.rows.column("event_time").to_pylist()[0].microsecond == (event.timestamp_ns // 1000) % 1_000_000
+    assert check_keys_not_null_and_unique(partition.rows).passed
+    assert check_row_count_reconciliation(raw, partition.rows, partition.rejects).passed
+
+
+def test_reconciliation_check_names_the_batch_that_lost_rows() -> None:
+    raw = raw_rows([encode_event(reading(offset_s=-i)) for i in range(1, 5)])
+    partition = build_bronze_partition(raw)
+    outcome = check_row_count_reconciliation(raw, partition.rows.slice(0, 3), partition.rejects)
+    assert not outcome.passed
+    assert outcome.metadata["unreconciled_batches"] == [
+        {"batch_id": "batch-1", "consumed": 4, "bronze_rows": 3, "rejected": 0}
+    ]
+
+
+def test_rebuilding_gives_identical_rows() -> None:
+    raw = raw_rows([encode_event(reading(offset_s=-i)) for i in range(1, 50)] + [b"junk"])
+    first, second = build_bronze_partition(raw), build_bronze_partition(raw)
+    assert first.rows.equals(second.rows) and first.rejects.equals(second.rejects)
