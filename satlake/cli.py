@@ -132,10 +132,13 @@ def cmd_stack(args: argparse.Namespace) -> int:
     from satlake import stack
 
     settings = Settings.from_env({**os.environ, "SATLAKE_MODE": Mode.STACK.value})
-    if args.action == "up":
-        stack.stack_up(settings)
-    elif args.action == "down":
-        stack.stack_down(settings)
+    try:
+        if args.action == "up":
+            stack.stack_up(settings)
+        elif args.action == "down":
+            stack.stack_down(settings)
+    except stack.StackError as error:
+        raise CliError(str(error)) from error
     statuses = stack.stack_status(settings)
     for status in statuses:
         state = "healthy" if status.healthy else ("running" if status.running else "stopped")

@@ -75,7 +75,9 @@ def dagster_instance(dagster_home: Path) -> dg.DagsterInstance:
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     config = dagster_home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        # One op per pool at a time across runs: each pool guards one set of Delta tables (or dbt's DuckDB
+        # file), so concurrent runs queue instead of racing on the same commit.
+        config.write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
     return dg.DagsterInstance.get()
 
 

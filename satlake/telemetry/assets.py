@@ -126,6 +126,7 @@ BRONZE_CHECKS = [
     partitions_def=DAILY_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=BRONZE_CHECKS,
+    pool="bronze_telemetry",
     can_subset=False,
 )
 def bronze_telemetry(

@@ -42,7 +42,9 @@ def test_demo_runs_end_to_end_and_is_safe_to_run_twice(tmp_path: Path) -> None:
     assert "not producing again" in second.stdout
     assert table_counts(second.stdout) == counts
 
-    query = satlake(tmp_path, "query", "SELECT count(*) AS n, count(DISTINCT satellite_name) AS sats FROM bronze.telemetry")
+    query = satlake(
+        tmp_path, "query", "SELECT count(*) AS n, count(DISTINCT satellite_name) AS sats FROM bronze.telemetry"
+    )
     assert query.returncode == 0, query.stderr
     assert re.search(rf"\b{counts['bronze.telemetry']}\s+4\b", query.stdout), query.stdout
 
@@ -69,7 +71,9 @@ def test_csv_replay_publishes_every_row_and_run_ingests_them(tmp_path: Path) -> 
 def test_malformed_csv_is_a_clear_error_naming_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "csv"
     bad.mkdir()
-    (bad / "SAT-9.csv").write_text("temp_c,battery_charge_pct,altitude,sensor1,sensor2,sensor3\n1,2,500,0.1,0.2,0.3\n1,x,500,0.1,0.2,0.3\n")
+    (bad / "SAT-9.csv").write_text(
+        "temp_c,battery_charge_pct,altitude,sensor1,sensor2,sensor3\n1,2,500,0.1,0.2,0.3\n1,x,500,0.1,0.2,0.3\n"
+    )
     result = satlake(tmp_path / "root", "produce", "telemetry", "--from-csv", str(bad))
     assert result.returncode == 2
     assert "SAT-9.csv:3" in result.stderr and "Traceback" not in result.stderr
