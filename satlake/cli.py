@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     telemetry.add_argument("--stack", action="store_true")
     telemetry.set_defaults(func=cmd_produce_telemetry)
 
+    from satlake.scenes.commands import add_scene_commands
+
+    add_scene_commands(commands)
+
     run = commands.add_parser("run", help="one pass of every sensor and automation, running what they request")
     run.add_argument("--stack", action="store_true")
     run.set_defaults(func=cmd_run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from satlake.resources import build_resources
+from satlake.scenes.definitions import scene_definitions
 from satlake.settings import Settings
 from satlake.telemetry.assets import bronze_telemetry, raw_telemetry_events
 from satlake.telemetry.curated import build_curated_assets, build_dbt_resource
@@ -20,12 +21,13 @@ from satlake.telemetry.sensors import (
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     resources = build_resources(settings)
-    return dg.Definitions(
+    telemetry = dg.Definitions(
         assets=[raw_telemetry_events, bronze_telemetry, build_curated_assets(settings)],
         jobs=[ingest_telemetry_job, bronze_telemetry_job],
         sensors=[telemetry_events_sensor, bronze_days_sensor],
         resources={**resources.as_dagster_resources(), "dbt": build_dbt_resource(settings)},
     )
+    return dg.Definitions.merge(telemetry, scene_definitions(settings))
 
 
 defs = build_definitions()

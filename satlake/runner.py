@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.partitions.context import partition_loading_context
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,14 @@ def _sensor_pass(
             sensor_name=sensor_def.name,
             resources=defs.resources,
         )
-        data = sensor_def.evaluate_tick(context)
+        # Sensors that request runs of dynamic partitions need the instance to resolve them, as in the daemon.
+        with partition_loading_context(dynamic_partitions_store=instance):
+            data = sensor_def.evaluate_tick(context)
+        for partitions_request in data.dynamic_partitions_requests or []:
+            if isinstance(partitions_request, dg.AddDynamicPartitionsRequest):
+                instance.add_dynamic_partitions(
+                    partitions_request.partitions_def_name, list(partitions_request.partition_keys)
+                )
         if data.cursor is not None:
             state.sensor_cursors[sensor_def.name] = data.cursor
         seen = state.run_keys.setdefault(sensor_def.name, [])

@@ -110,8 +110,9 @@ def publish_models_to_delta(
     """Copy each model's rows for [first, last] from dbt's DuckDB warehouse into its Delta table, replacing
     that window only. Returns the rows written per model."""
     written: dict[str, int] = {}
-    con = duckdb.connect(str(duckdb_path), read_only=True, config={"TimeZone": "UTC"})
+    con = duckdb.connect(str(duckdb_path), read_only=True)
     try:
+        con.execute("SET TimeZone = 'UTC'")  # timestamptz columns come out labelled UTC, like bronze
         for model, table in models.items():
             rows = con.execute(
                 f'SELECT * FROM "{table.zone}"."{model}" WHERE event_date BETWEEN ? AND ? ORDER BY ALL',

@@ -7,6 +7,7 @@ from datetime import date
 import dagster as dg
 import pyarrow as pa
 
+from satlake.partitions import DAILY_PARTITIONS
 from satlake.runner import RANGE_END_TAG, RANGE_START_TAG, run_pending_work
 from satlake.telemetry.tables import (
     BRONZE_TELEMETRY,
@@ -36,7 +37,7 @@ def contents(pipeline: Pipeline) -> dict[str, pa.Table]:
 
 def backfill(pipeline: Pipeline, first: date, last: date) -> dg.ExecuteInProcessResult:
     graph = pipeline.defs.resolve_asset_graph()
-    daily = [k for k in graph.materializable_asset_keys if graph.get(k).partitions_def is not None]
+    daily = [k for k in graph.materializable_asset_keys if graph.get(k).partitions_def == DAILY_PARTITIONS]
     return pipeline.defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=pipeline.instance, asset_selection=daily,
         tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},

@@ -1,0 +1,175 @@
+"""The scene commands of the ``satlake`` CLI: ``put``, ``produce scenes`` and ``search``.
+
+``add_scene_commands(subparsers)`` registers them on the top-level subparsers (``produce scenes`` joins the
+existing ``produce`` command when there is one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from satlake.settings import Mode, Settings
+
+SEARCH_COLUMNS = ("id", "collection", "datetime", "platform", "cloud_cover", "body", "bbox")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if getattr(args, "stack", False):
+        return Settings.from_env({**os.environ, "SATLAKE_MODE": Mode.STACK.value})
+    return Settings.from_env()
+
+
+def _cli_error(message: str) -> Exception:
+    from satlake.cli import CliError  # imported late: cli imports this module
+
+    return CliError(message)
+
+
+def put_files(settings: Settings, paths: list[Path], prefix: str = "", say: Any = print) -> int:
+    """Upload files to the landing area; in embedded mode also announce them (MinIO does it in stack mode)."""
+    from satlake.resources import build_resources
+    from satlake.resources.object_store import build_scene_stores
+    from satlake.scenes.landing import put_scene_files
+
+    stores = build_scene_stores(settings)
+    event_log = build_resources(settings).event_log if settings.mode is Mode.EMBEDDED else None
+    stored = put_scene_files(
+        paths,
+        stores.landing,
+        event_log,
+        settings.object_events_topic,
+        prefix=prefix,
+        progress=lambda obj: say(f"  put {stores.landing.uri(obj.key)} ({obj.size_bytes:,} bytes)"),
+    )
+    announced = "announced on " + settings.object_events_topic if event_log else "MinIO announces them"
+    say(f"landed {len(stored)} files ({settings.mode.value} mode, {announced}); `satlake run` processes them")
+    return len(stored)
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    from satlake.scenes.grouping import UnsafeObjectKeyError
+
+    paths = [Path(p) for p in args.files]
+    try:
+        put_files(_settings(args), paths, prefix=args.prefix)
+    except (FileNotFoundError, UnsafeObjectKeyError) as error:
+        raise _cli_error(str(error)) from error
+    return 0
+
+
+def produce_scene_files(out_dir: Path, tiles: int, size: int, seed: int, mars: bool = True) -> list[Path]:
+    """Synthetic scenes of ``tiles`` tiles over the default four dates (and a small Mars raster)."""
+    from satlake.scenes.synthetic import make_mars_scene, make_synthetic_scenes
+
+    paths = make_synthetic_scenes(out_dir, tiles=tiles, size=size, seed=seed)
+    if mars:
+        paths.append(make_mars_scene(out_dir / "sim_mars_gale.tif"))
+    return paths
+
+
+def cmd_produce_scenes(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        with tempfile.TemporaryDirectory(prefix="satlake-scenes-") as scratch:
+            paths = produce_scene_files(Path(scratch), args.tiles, args.size, args.seed, mars=not args.no_mars)
+            print(f"produced {len(paths)} synthetic scenes ({args.tiles} tiles x 4 dates, {args.size} px)")
+            put_files(settings, paths, prefix=args.prefix)
+    except ValueError as error:
+        raise _cli_error(f"cannot produce scenes: {error}") from error
+    return 0
+
+
+def search_items(settings: Settings, query: Any) -> list[dict[str, Any]]:
+    """Catalog items matching ``query`` (catalog.search.SearchQuery), newest first, via DuckDB on Delta."""
+    import duckdb
+
+    from satlake.catalog.search import search_catalog_duckdb
+    from satlake.resources import build_resources
+    from satlake.scenes.tables import CATALOG_ITEMS
+
+    lakehouse = build_resources(settings).lakehouse
+    delta_table = lakehouse.open(CATALOG_ITEMS)
+    if delta_table is None:
+        return []
+    con = duckdb.connect()
+    try:
+        con.register("catalog_items", delta_table.to_pyarrow_dataset())
+        return search_catalog_duckdb(con, "catalog_items", query)
+    finally:
+        con.close()
+
+
+def format_items(rows: list[dict[str, Any]]) -> str:
+    from satlake.resources.query import QueryResult
+
+    def bbox(row: dict[str, Any]) -> str:
+        values = [row["bbox_xmin"], row["bbox_ymin"], row["bbox_xmax"], row["bbox_ymax"]]
+        return "-" if values[0] is None else ",".join(f"{v:.4f}" for v in values)
+
+    table = [
+        (r["id"], r["collection"], r["datetime"].isoformat(), r["platform"] or "-",
+         "-" if r["cloud_cover"] is None else f"{r['cloud_cover']:.1f}", r["body"], bbox(r))
+        for r in rows
+    ]  # fmt: skip
+    return QueryResult(columns=list(SEARCH_COLUMNS), rows=table).format_table(max_rows=1000, max_width=60)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from satlake.catalog.search import SearchQuery, parse_bbox, parse_datetime_range
+
+    try:
+        query = SearchQuery(
+            bbox=parse_bbox(args.bbox) if args.bbox else None,
+            datetime_range=parse_datetime_range(args.datetime) if args.datetime else None,
+            cloud_cover_max=args.cloud_cover_max,
+            collections=args.collection or None,
+            limit=args.limit,
+        )
+    except ValueError as error:
+        raise _cli_error(str(error)) from error
+    print(format_items(search_items(_settings(args), query)))
+    return 0
+
+
+def _produce_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    produce = subparsers.choices.get("produce")
+    if produce is None:
+        produce = subparsers.add_parser("produce", help="publish synthetic or replayed data")
+        return produce.add_subparsers(dest="what", required=True)
+    for action in produce._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return produce.add_subparsers(dest="what", required=True)
+
+
+def add_scene_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``put``, ``produce scenes`` and ``search`` on the CLI's top-level subparsers."""
+    put = subparsers.add_parser("put", help="land scene files (GeoTIFFs, Landsat band + MTL files)")
+    put.add_argument("files", nargs="+", metavar="FILE")
+    put.add_argument("--prefix", default="", help="landing folder for the files (default: the top)")
+    put.add_argument("--stack", action="store_true", help="upload to MinIO (`satlake stack up`)")
+    put.set_defaults(func=cmd_put)
+
+    scenes = _produce_subparsers(subparsers).add_parser(
+        "scenes", help="synthetic 4-band UTM scenes of repeated tiles, with clouds and a forest clearing"
+    )
+    scenes.add_argument("--tiles", type=int, default=2, help="tiles, each imaged on 4 dates (1-4)")
+    scenes.add_argument("--size", type=int, default=512, metavar="PX", help="tile width and height in pixels")
+    scenes.add_argument("--seed", type=int, default=0)
+    scenes.add_argument("--prefix", default="synthetic", help="landing folder (default: synthetic)")
+    scenes.add_argument("--no-mars", action="store_true", help="leave out the small Mars raster")
+    scenes.add_argument("--stack", action="store_true")
+    scenes.set_defaults(func=cmd_produce_scenes)
+
+    search = subparsers.add_parser("search", help="find catalogued scenes by bbox, time, cloud cover")
+    search.add_argument("--bbox", metavar="W,S,E,N", help="lon/lat box in degrees (W > E crosses 180°)")
+    search.add_argument("--datetime", metavar="A/B", help="RFC 3339 range, e.g. 2024-05-01/2024-06-30 or ../B")
+    search.add_argument("--cloud-cover-max", type=float, metavar="N", help="percent; unknown cover never matches")
+    search.add_argument("--collection", action="append", metavar="C", help="collection id (repeatable)")
+    search.add_argument("--limit", type=int, default=100)
+    search.add_argument("--stack", action="store_true")
+    search.set_defaults(func=cmd_search)
