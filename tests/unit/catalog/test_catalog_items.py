@@ -7,7 +7,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene, scene_assets, sha
+from tests.unit.catalog.catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene, scene_assets, sha
 
 from satlake.catalog.items import (
     MEDIA_TYPE_COG,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
-from catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene
+from tests.unit.catalog.catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene
 
 from satlake.catalog.checks import bbox_matches, bbox_mismatches, item_assets_exist
 from satlake.catalog.search import (

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene
+from tests.unit.catalog.catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene
 
 from satlake.catalog.items import build_collection
 from satlake.catalog.static import write_static_catalog
