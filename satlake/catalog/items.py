@@ -29,6 +29,7 @@ from satlake.catalog.validation import (
     SSYS_EXTENSION,
     STAC_VERSION,
     VIEW_EXTENSION,
+    non_finite_numbers,
 )
 from satlake.scenes.metadata import BandInfo, SceneMetadata
 
@@ -351,6 +352,10 @@ def build_stac_item(
     item["assets"] = {key: _asset_object(key, asset, bands_by_name) for key, asset in sorted(assets.items())}
     item["links"] = item_links(self_href=self_href)
     item["stac_extensions"] = _extensions_used(item)
+    non_finite = non_finite_numbers(item)
+    if non_finite:
+        # Written as-is, NaN/Infinity make the catalog row and the static item invalid JSON: refuse early.
+        raise ValueError(f"scene {meta.scene_id!r}: the item would hold non-finite numbers: {'; '.join(non_finite)}")
     return item
 
 

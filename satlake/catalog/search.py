@@ -136,12 +136,14 @@ def _parse_instant(text: str, *, end_of_day: bool) -> datetime:
             raise ValueError("not RFC 3339")
         year, month, day_, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
         microsecond = int((fraction or "0")[:6].ljust(6, "0"))
+        if not zulu and (int(off_h) > 23 or int(off_m) > 59):
+            raise ValueError(f"UTC offset {sign}{off_h}:{off_m} is not an offset (hours 00-23, minutes 00-59)")
         offset = timedelta(0) if zulu else timedelta(hours=int(off_h), minutes=int(off_m))
         if sign == "-":
             offset = -offset
         naive = datetime(int(year), int(month), int(day_), int(hour), int(minute), int(second), microsecond)
         return (naive - offset).replace(tzinfo=UTC)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:  # OverflowError: an offset moving 0001-01-01 or 9999-12-31 out
         raise ValueError(
             f"{text!r} is not an RFC 3339 date or date-time (e.g. 2024-05-01 or 2024-05-01T10:30:00Z; "
             f"a time needs 'Z' or an offset like +02:00): {error}"

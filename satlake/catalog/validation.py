@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import posixpath
 from collections.abc import Iterator
 from importlib.resources import files
@@ -126,6 +127,7 @@ def validate_stac_object(obj: dict[str, Any]) -> list[str]:
         for error in _validator(CORE_SCHEMA_URLS[stac_type]).iter_errors(obj)
         for problem in _describe(error, "core")
     ]
+    problems += non_finite_numbers(obj) + _bbox_range_problems(obj)
     extensions = obj.get("stac_extensions", [])
     if not isinstance(extensions, list):
         return problems  # core validation already reported the malformed stac_extensions
@@ -141,3 +143,27 @@ def validate_stac_object(obj: dict[str, Any]) -> list[str]:
         for error in _validator(extension_url).iter_errors(obj):
             problems.extend(_describe(error, name))
     return problems
+
+
+def non_finite_numbers(obj: Any, path: str = "") -> list[str]:
+    """Where ``obj`` holds NaN or an infinity: JSON has no such numbers (``json.dumps`` writes the invalid
+    tokens ``NaN``/``Infinity``) and JSON Schema's "number" does not refuse them, so they are checked here."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return [f"json: {path or '(document root)'}: {obj!r} is not a JSON number; fix the metadata it came from"]
+    if isinstance(obj, dict):
+        return [problem for key, value in obj.items() for problem in non_finite_numbers(value, f"{path}/{key}")]
+    if isinstance(obj, list | tuple):
+        return [problem for index, value in enumerate(obj) for problem in non_finite_numbers(value, f"{path}/{index}")]
+    return []
+
+
+def _bbox_range_problems(obj: dict[str, Any]) -> list[str]:
+    """RFC 7946 bounds: longitudes in [-180, 180], latitudes in [-90, 90] with south <= north."""
+    bbox = obj.get("bbox") if obj.get("type") == "Feature" else None
+    if not isinstance(bbox, list) or len(bbox) not in (4, 6) or not all(isinstance(v, int | float) for v in bbox):
+        return []
+    half = len(bbox) // 2
+    west, south, east, north = bbox[0], bbox[1], bbox[half], bbox[half + 1]
+    if all(-180 <= lon <= 180 for lon in (west, east)) and -90 <= south <= north <= 90:
+        return []
+    return [f"core: bbox: {bbox} is outside lon [-180, 180] / lat [-90, 90] or has south > north"]

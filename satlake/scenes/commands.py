@@ -166,7 +166,11 @@ def add_scene_commands(subparsers: argparse._SubParsersAction) -> None:
     scenes.set_defaults(func=cmd_produce_scenes)
 
     search = subparsers.add_parser("search", help="find catalogued scenes by bbox, time, cloud cover")
-    search.add_argument("--bbox", metavar="W,S,E,N", help="lon/lat box in degrees (W > E crosses 180°)")
+    search.add_argument(
+        "--bbox",
+        metavar="W,S,E,N",
+        help="lon/lat box in degrees (W > E crosses 180°); write --bbox=W,S,E,N when W is negative",
+    )
     search.add_argument("--datetime", metavar="A/B", help="RFC 3339 range, e.g. 2024-05-01/2024-06-30 or ../B")
     search.add_argument("--cloud-cover-max", type=float, metavar="N", help="percent; unknown cover never matches")
     search.add_argument("--collection", action="append", metavar="C", help="collection id (repeatable)")

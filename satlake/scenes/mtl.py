@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +36,10 @@ def _parse_value(raw: str, line: int) -> MtlValue:
     if raw == "":
         raise MtlParseError("missing value after '='", line)
     if _INT.match(raw):
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits): a corrupt file
+            raise MtlParseError(f"number of {len(raw)} digits is too long to be a value", line) from None
     if _FLOAT.match(raw):
         return float(raw)
     return raw  # dates, times and enumerations stay text
@@ -151,7 +155,10 @@ def _acquisition_time(date_text: MtlValue | None, time_text: MtlValue | None) ->
         raise MtlParseError(f"SCENE_CENTER_TIME {time_text!r} is not HH:MM:SS[.fraction]Z")
     hour, minute, second, fraction = match.groups()
     microsecond = int((fraction or "0")[:6].ljust(6, "0"))  # MTL carries 7 digits; datetime holds 6
-    return datetime(day.year, day.month, day.day, int(hour), int(minute), int(second), microsecond, tzinfo=UTC)
+    try:
+        return datetime(day.year, day.month, day.day, int(hour), int(minute), int(second), microsecond, tzinfo=UTC)
+    except ValueError as error:
+        raise MtlParseError(f"SCENE_CENTER_TIME {time_text!r} is not a time of day ({error})") from error
 
 
 def _platform(spacecraft: MtlValue | None) -> str | None:
@@ -161,11 +168,12 @@ def _platform(spacecraft: MtlValue | None) -> str | None:
 
 
 def _optional_float(value: MtlValue | None) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
+    # '1e999' parses as infinity: no field satlake keeps can be infinite, so it counts as absent.
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _optional_int(value: MtlValue | None) -> int | None:
-    return int(value) if isinstance(value, int | float) else None
+    return int(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def landsat_metadata_from_mtl(mtl: MtlGroup) -> dict[str, Any]:
