@@ -62,6 +62,7 @@ class Settings:
     trino_port: int = 8080
     trino_user: str = "admin"
     stack_dir: Path | None = None
+    secrets_path: Path | None = None
 
     @property
     def stack_home(self) -> Path:
@@ -74,7 +75,8 @@ class Settings:
 
     @property
     def secrets_file(self) -> Path:
-        return self.root / "secrets.env"
+        """Git-ignored ``KEY=VALUE`` file with credentials (``SATLAKE_SECRETS_FILE``, default <root>/secrets.env)."""
+        return self.secrets_path or self.root / "secrets.env"
 
     def require_s3_credentials(self) -> tuple[str, str]:
         if not self.s3_access_key or not self.s3_secret_key:
@@ -129,4 +131,5 @@ class Settings:
             trino_port=integer("SATLAKE_TRINO_PORT", 8080),
             trino_user=merged.get("SATLAKE_TRINO_USER", "admin"),
             stack_dir=Path(stack_dir).expanduser().resolve() if stack_dir else None,
+            secrets_path=secrets_path.expanduser().resolve(),
         )

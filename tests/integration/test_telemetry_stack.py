@@ -87,7 +87,7 @@ def pipeline(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def test_produced_events_appear_in_trino_exactly_once(pipeline: StackPipeline) -> None:
     topic = pipeline.settings.telemetry_topic
     _, rows = pipeline.trino.query(
-        "SELECT count(*), count(DISTINCT (partition, \"offset\")) FROM raw.telemetry_events WHERE topic = ?", [topic]
+        'SELECT count(*), count(DISTINCT (partition, "offset")) FROM raw.telemetry_events WHERE topic = ?', [topic]
     )
     assert rows[0] == (pipeline.produced, pipeline.produced)
     _, bronze = pipeline.trino.query("SELECT count(*) FROM bronze.telemetry WHERE topic = ?", [topic])
@@ -100,7 +100,7 @@ def test_produced_events_appear_in_trino_exactly_once(pipeline: StackPipeline) -
 def test_every_engine_reads_the_same_rows(pipeline: StackPipeline) -> None:
     topic = pipeline.settings.telemetry_topic
     sql = (
-        "SELECT satellite_name, timestamp_ns, temp_c, battery_charge_pct, \"offset\" FROM bronze.telemetry "
+        'SELECT satellite_name, timestamp_ns, temp_c, battery_charge_pct, "offset" FROM bronze.telemetry '
         "WHERE topic = ? ORDER BY satellite_name, timestamp_ns"
     )
     _, through_trino = pipeline.trino.query(sql, [topic])
@@ -157,7 +157,7 @@ def test_killed_ingestion_then_rerun_neither_loses_nor_duplicates(stack: Setting
     trino = TrinoLake(settings.trino_host, settings.trino_port, user="admin")
     try:
         _, rows = trino.query(
-            "SELECT count(*), count(DISTINCT (partition, \"offset\")) FROM raw.telemetry_events WHERE topic = ?",
+            'SELECT count(*), count(DISTINCT (partition, "offset")) FROM raw.telemetry_events WHERE topic = ?',
             [topic],
         )
     finally:

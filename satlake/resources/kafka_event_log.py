@@ -1,0 +1,291 @@
+"""The event log on Kafka (confluent-kafka): an idempotent, batching producer and a reader that assigns
+explicit offsets and never commits them, because the lakehouse records consumed offsets with its rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from satlake.resources.event_log import EventLog, EventLogError, LogRecord, OutgoingRecord
+
+log = logging.getLogger(__name__)
+
+# A few thousand records per consume() call amortizes the Python overhead (one poll() per record is ~10x
+# slower); the cap keeps memory bounded for large values.
+CONSUME_BATCH = 5000
+_TRANSIENT_OFFSET_ERRORS = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "compression.type": "zstd",
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    # Java clients hash keys with murmur2; librdkafka's default (crc32) would send the same key elsewhere.
+    "partitioner": "murmur2_random",
+}
+
+
+class KafkaEventLog(EventLog):
+    """EventLog over a Kafka cluster reached at ``bootstrap`` (``host:port[,host:port…]``)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "satlake",
+        request_timeout_s: float = 10.0,
+        producer_config: Mapping[str, Any] | None = None,
+        consumer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.request_timeout_s = request_timeout_s
+        self._producer_config = {**PRODUCER_DEFAULTS, **(producer_config or {})}
+        self._consumer_config = dict(consumer_config or {})
+        self._producer: Producer | None = None
+        self._consumer: Consumer | None = None
+        self._admin: AdminClient | None = None
+
+    def _common(self) -> dict[str, Any]:
+        return {"bootstrap.servers": self.bootstrap, "client.id": self.client_id, "logger": log}
+
+    @property
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient(self._common())
+        return self._admin
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer({**self._common(), **self._producer_config})
+        return self._producer
+
+    @property
+    def consumer(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(
+                {
+                    **self._common(),
+                    # A group id is required by the client, but nothing is ever committed to it.
+                    "group.id": f"{self.client_id}-reader",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "enable.partition.eof": True,
+                    # Reading below the log start means retention deleted records: fail, never skip silently.
+                    "auto.offset.reset": "error",
+                    "allow.auto.create.topics": False,
+                    **self._consumer_config,
+                }
+            )
+        return self._consumer
+
+    def create_topic(self, topic: str, partitions: int) -> None:
+        futures = self.admin.create_topics([NewTopic(topic, num_partitions=partitions)])
+        try:
+            futures[topic].result(timeout=self.request_timeout_s)
+        except KafkaException as error:
+            if error.args and error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return
+            raise EventLogError(
+                f"could not create Kafka topic {topic!r} ({partitions} partitions) on {self.bootstrap}: {error}"
+            ) from error
+        # The controller acknowledges before every broker's metadata lists the new partitions; wait for them
+        # so that partitions() and end_offsets() right after creation see the whole topic.
+        deadline = time.monotonic() + self.request_timeout_s
+        while len(self._led_partitions(topic)) < partitions:
+            if time.monotonic() > deadline:
+                raise EventLogError(
+                    f"Kafka topic {topic!r} was created on {self.bootstrap} but its {partitions} partitions did not "
+                    f"appear in the metadata within {self.request_timeout_s:.0f}s; check the broker's log"
+                )
+            time.sleep(0.05)
+
+    def partitions(self, topic: str) -> list[int]:
+        # Listing every topic (not just this one) avoids the broker auto-creating ``topic`` as a side effect.
+        try:
+            metadata = self.admin.list_topics(timeout=self.request_timeout_s)
+        except KafkaException as error:
+            raise EventLogError(f"Kafka at {self.bootstrap} did not answer a metadata request: {error}") from error
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None:
+            return []
+        return sorted(described.partitions)
+
+    def _led_partitions(self, topic: str) -> list[int]:
+        """Partitions of ``topic`` that have a leader, i.e. can be written and have offsets."""
+        described = self.admin.list_topics(timeout=self.request_timeout_s).topics.get(topic)
+        if described is None or described.error is not None:
+            return []
+        return sorted(p.id for p in described.partitions.values() if p.leader >= 0 and p.error is None)
+
+    def append(self, topic: str, records: Iterable[OutgoingRecord]) -> int:
+        failures: list[str] = []
+        delivered = 0
+
+        def on_delivery(error: KafkaError | None, _message: object) -> None:
+            nonlocal delivered
+            if error is None:
+                delivered += 1
+            elif len(failures) < 5:
+                failures.append(str(error))
+
+        producer = self.producer
+        sent = 0
+        for record in records:
+            kwargs: dict[str, Any] = {"value": record.value, "key": record.key, "on_delivery": on_delivery}
+            if record.timestamp_ms is not None:
+                kwargs["timestamp"] = record.timestamp_ms
+            while True:
+                try:
+                    producer.produce(topic, **kwargs)
+                    break
+                except BufferError:
+                    # The local queue is full: let librdkafka send a batch before queueing more.
+                    producer.poll(0.1)
+            sent += 1
+            producer.poll(0)
+        remaining = producer.flush(self.request_timeout_s * 3)
+        if remaining or failures or delivered != sent:
+            raise EventLogError(
+                f"appending to Kafka topic {topic!r} on {self.bootstrap}: {delivered} of {sent} records "
+                f"acknowledged, {remaining} still queued; errors: {failures or 'none'}. Check that the "
+                "broker is up (`satlake stack status`) and rerun: the producer is idempotent, a retry is safe"
+            )
+        return sent
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        """(first available offset, next offset to be written) per partition."""
+        return {partition: self._watermark(topic, partition) for partition in self.partitions(topic)}
+
+    def _watermark(self, topic: str, partition: int) -> tuple[int, int]:
+        # Right after a topic is created or a leader moves, the broker briefly answers "not leader": retry.
+        deadline = time.monotonic() + self.request_timeout_s
+        while True:
+            try:
+                low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=self.request_timeout_s, cached=False
+                )
+                return low, high
+            except KafkaException as error:
+                kafka_error = error.args[0] if error.args else None
+                retriable = isinstance(kafka_error, KafkaError) and (
+                    kafka_error.retriable() or kafka_error.code() in _TRANSIENT_OFFSET_ERRORS
+                )
+                if not retriable or time.monotonic() > deadline:
+                    raise EventLogError(
+                        f"could not read the offsets of {topic}[{partition}] on {self.bootstrap}: {error}"
+                    ) from error
+                time.sleep(0.1)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        return {partition: high for partition, (_low, high) in self.watermarks(topic).items()}
+
+    def read(
+        self,
+        topic: str,
+        start_offsets: Mapping[int, int],
+        max_records: int,
+        timeout_s: float = 5.0,
+    ) -> list[LogRecord]:
+        if max_records <= 0:
+            return []
+        marks = self.watermarks(topic)
+        starts: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        for partition, (low, high) in marks.items():
+            start = start_offsets.get(partition)
+            if start is not None and start < low:
+                raise EventLogError(
+                    f"{topic}[{partition}]: offset {start} was deleted by the broker's retention (the log "
+                    f"now starts at {low}); records {start}..{low - 1} are lost to this reader. Reprocess "
+                    "from the raw zone or restart this partition from its first available offset"
+                )
+            begin = low if start is None else start
+            if begin < high:
+                starts[partition], ends[partition] = begin, high
+        if not starts:
+            return []
+        consumer = self.consumer
+        consumer.assign(
+            [
+                TopicPartition(topic, p, OFFSET_BEGINNING if start_offsets.get(p) is None else o)
+                for p, o in starts.items()
+            ]
+        )
+        try:
+            return self._consume_until(consumer, topic, ends, max_records, timeout_s)
+        finally:
+            consumer.unassign()
+
+    def _consume_until(
+        self, consumer: Consumer, topic: str, ends: dict[int, int], max_records: int, timeout_s: float
+    ) -> list[LogRecord]:
+        """Consume in batches until every partition reaches the end captured at the start of the read,
+        ``max_records`` are collected, or no record arrives for ``timeout_s``."""
+        records: list[LogRecord] = []
+        pending = set(ends)
+        idle_deadline = time.monotonic() + timeout_s
+        while pending and len(records) < max_records:
+            wait = idle_deadline - time.monotonic()
+            if wait <= 0:
+                log.warning(
+                    "read of %s stopped after %.1fs without records; %d records read, partitions %s not at "
+                    "their end offsets %s",
+                    topic,
+                    timeout_s,
+                    len(records),
+                    sorted(pending),
+                    {p: ends[p] for p in pending},
+                )
+                break
+            batch = consumer.consume(
+                num_messages=min(CONSUME_BATCH, max_records - len(records)), timeout=min(wait, 1.0)
+            )
+            for message in batch:
+                error = message.error()
+                partition = message.partition()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(partition)
+                        continue
+                    raise EventLogError(f"reading {topic}[{partition}] from {self.bootstrap}: {error}")
+                offset = message.offset()
+                if partition not in pending or offset >= ends[partition]:
+                    pending.discard(partition)
+                    continue
+                _kind, timestamp_ms = message.timestamp()
+                records.append(
+                    LogRecord(
+                        topic=topic,
+                        partition=partition,
+                        offset=offset,
+                        timestamp_ms=timestamp_ms,
+                        key=message.key(),
+                        value=message.value() or b"",
+                    )
+                )
+                if offset + 1 >= ends[partition]:
+                    pending.discard(partition)
+                if len(records) >= max_records:
+                    break
+            if batch:
+                idle_deadline = time.monotonic() + timeout_s
+        return records
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(self.request_timeout_s)
+            self._producer = None
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        self._admin = None

@@ -1,0 +1,144 @@
+"""Where the native stack lives and which ports it listens on, derived from satlake's Settings.
+
+Client-facing endpoints (Kafka bootstrap, S3 endpoint, Trino port) come from Settings so servers and clients
+can never disagree; only server-side extras (controller and console ports, caches, heap) are read here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from satlake.settings import Settings, SettingsError
+
+SERVERS = ("kafka", "minio", "trino")
+
+
+def default_servers_cache(environ: Mapping[str, str]) -> Path:
+    """Binaries cache shared by every stack on the machine (and by CI runs that cache it)."""
+    configured = environ.get("SATLAKE_SERVERS_CACHE")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    xdg_cache = environ.get("XDG_CACHE_HOME")
+    base = Path(xdg_cache).expanduser() if xdg_cache else Path.home() / ".cache"
+    return (base / "satlake" / "servers").resolve()
+
+
+def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
+    """Host and port of the first broker in a Kafka bootstrap list such as ``127.0.0.1:9092``."""
+    first = bootstrap.split(",")[0].strip()
+    host, sep, port = first.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SettingsError(f"SATLAKE_KAFKA_BOOTSTRAP={bootstrap!r} is not host:port; use for example 127.0.0.1:9092")
+    return host, int(port)
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """Host and port of an ``http://host:port`` S3 endpoint."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"SATLAKE_S3_ENDPOINT={endpoint!r} is not an http(s) URL; use for example http://127.0.0.1:9000"
+        )
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "")
+    if value == "":
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SettingsError(f"{name}={value!r} must be a TCP port number between 1 and 65535")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything the native servers need to know, resolved once from Settings and the environment."""
+
+    home: Path
+    cache: Path
+    secrets_file: Path
+    kafka_host: str
+    kafka_port: int
+    controller_port: int
+    minio_host: str
+    minio_port: int
+    console_port: int
+    trino_host: str
+    trino_port: int
+    trino_heap: str
+    trino_java_home: Path | None
+    s3_region: str
+    lake_bucket: str
+    landing_bucket: str
+    telemetry_topic: str
+    telemetry_partitions: int
+    object_events_topic: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> StackConfig:
+        env = os.environ if environ is None else environ
+        kafka_host, kafka_port = parse_bootstrap(settings.kafka_bootstrap)
+        minio_host, minio_port = parse_endpoint(settings.s3_endpoint)
+        java_home = env.get("SATLAKE_TRINO_JAVA_HOME")
+        return cls(
+            home=settings.stack_home,
+            cache=default_servers_cache(env),
+            secrets_file=settings.secrets_file,
+            kafka_host=kafka_host,
+            kafka_port=kafka_port,
+            controller_port=_port(env, "SATLAKE_KAFKA_CONTROLLER_PORT", kafka_port + 1),
+            minio_host=minio_host,
+            minio_port=minio_port,
+            console_port=_port(env, "SATLAKE_MINIO_CONSOLE_PORT", minio_port + 1),
+            trino_host=settings.trino_host,
+            trino_port=settings.trino_port,
+            trino_heap=env.get("SATLAKE_TRINO_HEAP", "2G"),
+            trino_java_home=Path(java_home).expanduser() if java_home else None,
+            s3_region=settings.s3_region,
+            lake_bucket=settings.lake_bucket,
+            landing_bucket=settings.landing_bucket,
+            telemetry_topic=settings.telemetry_topic,
+            telemetry_partitions=settings.telemetry_partitions,
+            object_events_topic=settings.object_events_topic,
+        )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{self.minio_host}:{self.minio_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    def server_dir(self, server: str) -> Path:
+        return self.home / server
+
+    def log_file(self, server: str) -> Path:
+        return self.logs_dir / f"{server}.log"
+
+    def pid_file(self, server: str) -> Path:
+        return self.run_dir / f"{server}.pid"
+
+    def ports(self, server: str) -> dict[str, int]:
+        """Every port ``server`` listens on, by role; the first is the one clients use."""
+        return {
+            "kafka": {"broker": self.kafka_port, "controller": self.controller_port},
+            "minio": {"s3": self.minio_port, "console": self.console_port},
+            "trino": {"http": self.trino_port},
+        }[server]
+
+    def host(self, server: str) -> str:
+        return {"kafka": self.kafka_host, "minio": self.minio_host, "trino": self.trino_host}[server]

@@ -1,0 +1,270 @@
+"""`satlake stack up | down | status`: install, start, health-check, provision and stop the native servers.
+
+Servers start in dependency order (Kafka, then MinIO which announces objects to Kafka, then Trino which reads
+MinIO) and stop in reverse. `up` is idempotent: a server already running from this stack home is only checked.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from satlake.settings import Settings
+from satlake.stack.config import SERVERS, StackConfig
+from satlake.stack.credentials import ensure_credentials
+from satlake.stack.errors import StackError
+from satlake.stack.health import kafka_health, minio_health, trino_health
+from satlake.stack.install import (
+    install_kafka,
+    install_minio,
+    install_trino,
+    kafka_java_home,
+    trino_java_home,
+)
+from satlake.stack.process import (
+    describe_port_owner,
+    owned_pid,
+    port_bindable,
+    process_alive,
+    start_detached,
+    stop_process,
+)
+from satlake.stack.provision import create_buckets, create_topics
+from satlake.stack.servers import Launch, markers, prepare_kafka, prepare_minio, prepare_trino
+
+Progress = Callable[[str], None]
+
+HEALTH_TIMEOUT_S = {"kafka": 120.0, "minio": 90.0, "trino": 300.0}
+STOP_TIMEOUT_S = {"kafka": 60.0, "minio": 30.0, "trino": 60.0}
+PROGRESS_EVERY_S = 10.0
+# Which setting moves each port, named in the error when a port is taken.
+PORT_SETTINGS = {
+    ("kafka", "broker"): "SATLAKE_KAFKA_BOOTSTRAP",
+    ("kafka", "controller"): "SATLAKE_KAFKA_CONTROLLER_PORT",
+    ("minio", "s3"): "SATLAKE_S3_ENDPOINT",
+    ("minio", "console"): "SATLAKE_MINIO_CONSOLE_PORT",
+    ("trino", "http"): "SATLAKE_TRINO_PORT",
+}
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """One server as `satlake stack status` reports it."""
+
+    name: str
+    running: bool
+    pid: int | None
+    port: int
+    healthy: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class InstalledServers:
+    """Paths of the installed binaries and runtimes (only those of the requested servers are set)."""
+
+    kafka_lib: Path | None = None
+    kafka_java: Path | None = None
+    minio_binary: Path | None = None
+    trino_server: Path | None = None
+    trino_java: Path | None = None
+
+
+def probe(config: StackConfig, server: str) -> tuple[bool, str]:
+    host, port = config.host(server), next(iter(config.ports(server).values()))
+    return {"kafka": kafka_health, "minio": minio_health, "trino": trino_health}[server](host, port)
+
+
+def requested(servers: Iterable[str]) -> list[str]:
+    names = list(servers)
+    unknown = sorted(set(names) - set(SERVERS))
+    if unknown:
+        raise StackError(f"unknown server(s) {', '.join(unknown)}: choose among {', '.join(SERVERS)}")
+    return [server for server in SERVERS if server in names]
+
+
+def install_servers(config: StackConfig, servers: Iterable[str], progress: Progress) -> InstalledServers:
+    """Install what ``servers`` need into the binaries cache (a no-op when already there)."""
+    wanted = requested(servers)
+    logs = config.logs_dir
+    installed: dict[str, Path] = {}
+    if "kafka" in wanted:
+        installed["kafka_java"] = kafka_java_home()
+        installed["kafka_lib"] = install_kafka(config.cache, logs / "install-kafka.log", progress)
+    if "minio" in wanted:
+        installed["minio_binary"] = install_minio(config.cache, logs / "install-minio.log", progress)
+    if "trino" in wanted:
+        installed["trino_server"] = install_trino(config.cache, logs / "install-trino.log", progress)
+        installed["trino_java"] = trino_java_home(config.cache, config.trino_java_home, progress)
+    return InstalledServers(**installed)
+
+
+def _check_ports_free(config: StackConfig, server: str) -> None:
+    host = config.host(server)
+    for role, port in config.ports(server).items():
+        if not port_bindable(host, port):
+            raise StackError(
+                f"{server} cannot start: port {port} ({role}) on {host} is taken by "
+                f"{describe_port_owner(port)}. Stop that process, or move {server} to a free port with "
+                f"{PORT_SETTINGS[(server, role)]}"
+            )
+
+
+def _log_tail(log_file: Path, lines: int = 20) -> str:
+    if not log_file.is_file():
+        return "(no log written)"
+    return "\n  ".join(log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_until_healthy(config: StackConfig, server: str, pid: int, progress: Progress) -> str:
+    """Poll the server's health until it answers, it dies, or its startup timeout passes."""
+    started = time.monotonic()
+    deadline = started + HEALTH_TIMEOUT_S[server]
+    last_report = started
+    detail = "no answer yet"
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            raise StackError(
+                f"{server} (pid {pid}) exited while starting. Last lines of {config.log_file(server)}:\n  "
+                f"{_log_tail(config.log_file(server))}"
+            )
+        healthy, detail = probe(config, server)
+        if healthy:
+            return detail
+        if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+            last_report = time.monotonic()
+            progress(f"  waiting for {server} ({time.monotonic() - started:.0f}s): {detail}")
+        time.sleep(0.5)
+    raise StackError(
+        f"{server} (pid {pid}) did not become healthy within {HEALTH_TIMEOUT_S[server]:.0f}s ({detail}). "
+        f"Last lines of {config.log_file(server)}:\n  {_log_tail(config.log_file(server))}"
+    )
+
+
+def _launch(
+    config: StackConfig,
+    server: str,
+    installed: InstalledServers,
+    credentials: tuple[str, str] | None,
+) -> Launch:
+    if server == "kafka":
+        assert installed.kafka_lib and installed.kafka_java
+        return prepare_kafka(config, installed.kafka_lib, installed.kafka_java)
+    assert credentials is not None
+    if server == "minio":
+        assert installed.minio_binary
+        return prepare_minio(config, installed.minio_binary, *credentials)
+    assert installed.trino_server and installed.trino_java
+    return prepare_trino(config, installed.trino_server, installed.trino_java, *credentials)
+
+
+def _bring_up(
+    config: StackConfig,
+    server: str,
+    installed: InstalledServers,
+    credentials: tuple[str, str] | None,
+    progress: Progress,
+) -> None:
+    marker = markers(config)[server]
+    pid = owned_pid(config.pid_file(server), marker)
+    if pid is not None:
+        detail = wait_until_healthy(config, server, pid, progress)
+        progress(f"{server}: already running (pid {pid}), healthy: {detail}")
+        return
+    _check_ports_free(config, server)
+    launch = _launch(config, server, installed, credentials)
+    pid = start_detached(
+        launch.command,
+        env={**os.environ, **launch.env},
+        cwd=launch.cwd,
+        log_file=config.log_file(server),
+        pid_file=config.pid_file(server),
+        min_open_files=launch.min_open_files,
+    )
+    progress(f"{server}: started (pid {pid}), log {config.log_file(server)}")
+    detail = wait_until_healthy(config, server, pid, progress)
+    progress(f"{server}: healthy: {detail}")
+
+
+def _provision(config: StackConfig, server: str, credentials: tuple[str, str] | None, progress: Progress) -> None:
+    if server == "kafka":
+        topics = create_topics(config)
+        progress(f"kafka: topics ready: {', '.join(topics)}")
+    elif server == "minio":
+        assert credentials is not None
+        buckets = create_buckets(config, *credentials)
+        progress(
+            f"minio: buckets ready: {', '.join(buckets)}; objects created in {config.landing_bucket} are "
+            f"announced on {config.object_events_topic}"
+        )
+
+
+def stack_up(settings: Settings, servers: Iterable[str] = SERVERS, progress: Progress = print) -> None:
+    """Install (once), start and health-check ``servers``, then create topics, buckets and notifications.
+
+    Servers already running from this stack home are only health-checked. Raises StackError naming the server,
+    what failed and what to do (a taken port, a failed download or build, a server that died while starting).
+    """
+    config = StackConfig.from_settings(settings)
+    wanted = requested(servers)
+    started = time.monotonic()
+    installed = install_servers(config, wanted, progress)
+    credentials = None
+    if {"minio", "trino"} & set(wanted):
+        credentials = ensure_credentials(settings, config.secrets_file)
+    for server in wanted:
+        _bring_up(config, server, installed, credentials, progress)
+        _provision(config, server, credentials, progress)
+    progress(
+        f"stack up in {time.monotonic() - started:.0f}s: kafka {config.kafka_bootstrap}, "
+        f"minio {config.s3_endpoint} (console http://{config.minio_host}:{config.console_port}), "
+        f"trino http://{config.trino_host}:{config.trino_port}; credentials in {config.secrets_file}, "
+        f"logs in {config.logs_dir}"
+    )
+
+
+def stack_down(settings: Settings, progress: Progress = print) -> None:
+    """Stop every server started from this stack home (Trino, MinIO, then Kafka); data is kept."""
+    config = StackConfig.from_settings(settings)
+    server_markers = markers(config)
+    for server in reversed(SERVERS):
+        pid = owned_pid(config.pid_file(server), server_markers[server])
+        if pid is None:
+            config.pid_file(server).unlink(missing_ok=True)
+            continue
+        killed = stop_process(pid, STOP_TIMEOUT_S[server])
+        config.pid_file(server).unlink(missing_ok=True)
+        progress(f"{server}: stopped (pid {pid}{', killed after timeout' if killed else ''})")
+
+
+def stack_status(settings: Settings) -> list[ServerStatus]:
+    """Running state and health of each server, without starting or changing anything."""
+    config = StackConfig.from_settings(settings)
+    server_markers = markers(config)
+    statuses = []
+    for server in SERVERS:
+        port = next(iter(config.ports(server).values()))
+        pid = owned_pid(config.pid_file(server), server_markers[server])
+        healthy, detail = probe(config, server)
+        if pid is None and healthy:
+            detail = f"not started from {config.home}; port {port} is served by {describe_port_owner(port)}"
+            healthy = False
+        elif pid is None:
+            detail = "not running"
+        statuses.append(
+            ServerStatus(name=server, running=pid is not None, pid=pid, port=port, healthy=healthy, detail=detail)
+        )
+    return statuses
+
+
+def format_status_table(statuses: list[ServerStatus]) -> str:
+    """`satlake stack status` as a fixed-width table, one server per line."""
+    lines = [f"{'server':<7} {'state':<8} {'pid':>8} {'port':>6}  detail"]
+    for status in statuses:
+        state = "healthy" if status.healthy else ("running" if status.running else "stopped")
+        pid = status.pid if status.pid is not None else "-"
+        lines.append(f"{status.name:<7} {state:<8} {pid!s:>8} {status.port!s:>6}  {status.detail}")
+    return "\n".join(lines)

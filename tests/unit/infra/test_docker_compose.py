@@ -1,0 +1,78 @@
+"""docker-compose.yml is valid for Docker Compose and uses the same Trino configuration as the native stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from satlake.stack.configs import docker_trino_etc_files
+from satlake.stack.versions import KAFKA_VERSION, TRINO_VERSION
+
+REPO = Path(__file__).resolve().parents[3]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DOCKER_TRINO_ETC = REPO / "infra" / "docker" / "trino" / "etc"
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (plugin) or the standalone `docker-compose`; skip when neither exists."""
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone is not None:
+        return [standalone]
+    pytest.skip("neither the `docker compose` plugin nor `docker-compose` is installed")
+
+
+def run_config(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SATLAKE_")}
+    return subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE_FILE), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env={**env, **environment},
+        cwd=REPO,
+    )
+
+
+def test_compose_file_is_accepted_and_wires_the_stack_together() -> None:
+    completed = run_config({"SATLAKE_S3_ACCESS_KEY": "compose-test", "SATLAKE_S3_SECRET_KEY": "compose-secret"})
+    assert completed.returncode == 0, completed.stderr
+    services = json.loads(completed.stdout)["services"]
+    assert {"kafka", "minio", "trino", "satlake-init", "dagster-webserver", "dagster-daemon"} <= set(services)
+    assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    assert services["trino"]["image"] == f"trinodb/trino:{TRINO_VERSION}"
+    assert services["minio"]["image"].startswith("minio/minio:")
+    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == "compose-secret"
+    assert services["minio"]["environment"]["MINIO_NOTIFY_KAFKA_TOPIC_SATLAKE"] == "satlake.object-events"
+    trino_mounts = {volume["target"]: volume["source"] for volume in services["trino"]["volumes"]}
+    assert Path(trino_mounts["/etc/trino"]) == DOCKER_TRINO_ETC
+    for service in ("dagster-webserver", "dagster-daemon", "satlake-init"):
+        environment = services[service]["environment"]
+        assert environment["SATLAKE_MODE"] == "stack"
+        assert environment["SATLAKE_KAFKA_BOOTSTRAP"] == "kafka:19092"
+        assert environment["SATLAKE_S3_ENDPOINT"] == "http://minio:9000"
+    assert services["dagster-daemon"]["command"][:2] == ["dagster-daemon", "run"]
+
+
+def test_compose_refuses_to_start_without_credentials() -> None:
+    completed = run_config({})
+    assert completed.returncode != 0
+    assert "SATLAKE_S3_ACCESS_KEY" in completed.stderr
+
+
+def test_docker_trino_configuration_is_the_rendered_one() -> None:
+    expected = docker_trino_etc_files()
+    on_disk = {
+        str(path.relative_to(DOCKER_TRINO_ETC)): path.read_text()
+        for path in DOCKER_TRINO_ETC.rglob("*")
+        if path.is_file()
+    }
+    assert on_disk == expected, "regenerate with: python3 -m satlake.stack docker-configs infra/docker/trino/etc"
