@@ -121,33 +121,46 @@ def test_science_is_denied_telemetry_with_trinos_error(pipeline: StackPipeline) 
     assert rows[0][0] > 0
 
 
-KILL_AFTER_FIRST_COMMIT = textwrap.dedent(
+KILL_INGESTION = textwrap.dedent(
     """
-    import os, signal
+    import os, signal, sys
+    import satlake.telemetry.ingest as ingest
     from satlake.resources import build_resources
     from satlake.settings import Settings
-    from satlake.telemetry.ingest import ingest_until_caught_up
 
     settings = Settings.from_env()
     resources = build_resources(settings)
     lakehouse = resources.lakehouse
-    registered = lakehouse.on_table_written
-    def register_then_die(table, uri):
-        registered(table, uri)
-        os.kill(os.getpid(), signal.SIGKILL)  # after the Delta commit, before the run ends
-    lakehouse.on_table_written = register_then_die
-    ingest_until_caught_up(resources.event_log, lakehouse, settings.telemetry_topic, batch_size=500)
+    def die(*_args):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if sys.argv[1] == "after_commit":  # the Delta commit is written, the run has not finished
+        registered = lakehouse.on_table_written
+        def register_then_die(table, uri):
+            registered(table, uri)
+            die()
+        lakehouse.on_table_written = register_then_die
+    else:  # mid-batch: the second batch is consumed from Kafka and built, its commit never written
+        build_rows = ingest.raw_event_rows
+        batches = []
+        def rows_then_die(records, batch_id, received_at):
+            batches.append(batch_id)
+            if len(batches) == 2:
+                die()
+            return build_rows(records, batch_id, received_at)
+        ingest.raw_event_rows = rows_then_die
+    ingest.ingest_until_caught_up(resources.event_log, lakehouse, settings.telemetry_topic, batch_size=500)
     """
 )
 
 
-def test_killed_ingestion_then_rerun_neither_loses_nor_duplicates(stack: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["after_commit", "mid_batch"])
+def test_killed_ingestion_then_rerun_neither_loses_nor_duplicates(stack: Settings, tmp_path: Path, when: str) -> None:
     topic = f"it.kill.{uuid.uuid4().hex[:8]}"
     settings = stack.with_overrides(telemetry_topic=topic, root=tmp_path)
     resources = build_resources(settings)
     produced = produce(resources, topic, hours=2, seed=9)
     killed = subprocess.run(
-        [sys.executable, "-c", KILL_AFTER_FIRST_COMMIT], env=settings_environment(settings), timeout=300, check=False
+        [sys.executable, "-c", KILL_INGESTION, when], env=settings_environment(settings), timeout=300, check=False
     )
     assert killed.returncode == -9
     lake = resources.lakehouse
