@@ -105,6 +105,11 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> bool:
         say(f"no new events; re-running days {window.days[0]}..{window.days[-1]} as one backfill")
         outcomes += backfill_days(defs, instance, window.days, show)
 
+    say("\nscenes:")
+    from satlake.scenes.demo import run_scene_demo
+
+    scenes_ok = run_scene_demo(settings, defs, instance, say)
+
     say("\ntables:")
     engine = resources.query_engine
     for table in resources.lakehouse.list_tables():
@@ -124,10 +129,6 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> bool:
         say(f"the sample query failed: {error}")
         outcomes.append(RunOutcome("report", "sample query", "-", False, 0.0))
 
-    say("\nscenes:")
-    from satlake.scenes.demo import run_scene_demo
-
-    scenes_ok = run_scene_demo(settings, defs, instance, say)
     runs_ok = all(o.success for o in outcomes) and scenes_ok
     say(f"\ndemo finished in {time.perf_counter() - started:.0f}s: "
         f"{'all runs succeeded' if runs_ok else 'some runs FAILED'}, "

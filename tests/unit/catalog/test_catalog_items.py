@@ -7,7 +7,6 @@ import urllib.request
 from typing import Any
 
 import pytest
-from tests.unit.catalog.catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene, scene_assets, sha
 
 from satlake.catalog.items import (
     MEDIA_TYPE_COG,
@@ -27,6 +26,14 @@ from satlake.catalog.validation import (
     SSYS_EXTENSION,
     VIEW_EXTENSION,
     validate_stac_object,
+)
+from tests.unit.catalog.catalog_scenes import (
+    antimeridian_scene,
+    earth_utm_scene,
+    mars_scene,
+    polar_scene,
+    scene_assets,
+    sha,
 )
 
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
-from tests.unit.catalog.catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene
 
 from satlake.catalog.checks import bbox_matches, bbox_mismatches, item_assets_exist
 from satlake.catalog.search import (
@@ -18,6 +17,7 @@ from satlake.catalog.search import (
     validate_table_ref,
 )
 from satlake.catalog.table import catalog_rows
+from tests.unit.catalog.catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene
 
 TABLE = "catalog_items"
 

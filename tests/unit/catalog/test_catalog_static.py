@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.catalog.catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene
 
 from satlake.catalog.items import build_collection
 from satlake.catalog.static import write_static_catalog
 from satlake.catalog.validation import validate_stac_object
+from tests.unit.catalog.catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene
 
 
 def crawl(catalog_path: Path) -> dict[str, dict[str, Any]]:
