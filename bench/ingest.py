@@ -1,0 +1,316 @@
+"""Telemetry ingestion: sustained events/s of ``ingest_until_caught_up`` from a 4-partition topic into the raw
+Delta table, bronze decode+validate throughput, and the ceiling peer (reading the log with no decoding, no sink).
+
+The embedded event log always runs; with ``--kafka host:port`` the same workload also runs against a Kafka
+broker, with a bare confluent-kafka ``consume(num_messages=10000)`` loop as the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    SIZES,
+    comparison,
+    print_table,
+    run_isolated,
+    write_result,
+)
+
+EVENTS = {"small": 20_000, "full": 1_000_000}
+PARTITIONS = 4
+SATELLITES = 20
+BATCH_SIZE = 100_000
+TARGET_EVENTS_PER_S = 250_000
+
+
+def produce(event_log: Any, topic: str, events: int) -> float:
+    """Append ``events`` simulated events (1 s cadence, 1% faults) to ``topic``; returns the seconds it took."""
+    from satlake.telemetry.producer import publish_records, simulate_telemetry
+
+    start_ns = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+    end_ns = start_ns + -(-events // SATELLITES) * 10**9
+    started = time.perf_counter()
+    records = simulate_telemetry(SATELLITES, start_ns, end_ns, 1.0, fault_rate=0.01, seed=7)
+    published = publish_records(event_log, topic, itertools.islice(records, events), batch_size=20_000)
+    if published != events:
+        raise RuntimeError(f"produced {published} events, expected {events}")
+    return time.perf_counter() - started
+
+
+def open_event_log(kind: str, location: str) -> Any:
+    if kind == "local":
+        from satlake.resources.local_event_log import LocalEventLog
+
+        return LocalEventLog(Path(location), default_partitions=PARTITIONS, fsync=False)
+    from satlake.resources.kafka_event_log import KafkaEventLog
+
+    return KafkaEventLog(location)
+
+
+def ingest_step(kind: str, location: str, lake_root: str, topic: str) -> dict[str, Any]:
+    """satlake's ingestion until caught up (runs in its own process)."""
+    from satlake.resources.lakehouse import Lakehouse
+    from satlake.telemetry.ingest import ingest_until_caught_up
+
+    report = ingest_until_caught_up(open_event_log(kind, location), Lakehouse(lake_root), topic, BATCH_SIZE)
+    return {"events": report.events, "batches": len(report.batches)}
+
+
+def read_only_step(kind: str, location: str, topic: str) -> dict[str, Any]:
+    """Ceiling: read every record of the topic and drop it (no decoding, no sink)."""
+    if kind == "kafka":
+        return bare_kafka_consume(location, topic)
+    event_log = open_event_log(kind, location)
+    end = event_log.end_offsets(topic)
+    offsets = dict.fromkeys(end, 0)
+    events = 0
+    while any(offsets[p] < end[p] for p in end):
+        records = event_log.read(topic, offsets, BATCH_SIZE)
+        for record in records:
+            offsets[record.partition] = record.offset + 1
+        events += len(records)
+    return {"events": events}
+
+
+def bare_kafka_consume(bootstrap: str, topic: str) -> dict[str, Any]:
+    """A bare confluent-kafka loop: ``consume(num_messages=10000)`` until every partition's end offset."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = list(metadata.topics[topic].partitions)
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    remaining, events = {p for p in partitions if ends[p] > 0}, 0
+    while remaining:
+        for message in consumer.consume(num_messages=10_000, timeout=1.0):
+            if message.error() is not None:
+                continue
+            events += 1
+            if message.offset() + 1 >= ends[message.partition()]:
+                remaining.discard(message.partition())
+    consumer.close()
+    return {"events": events}
+
+
+def bronze_step(lake_root: str) -> dict[str, Any]:
+    """Decode + validate + de-duplicate every raw event into bronze rows (no write), one event day at a time."""
+    import pyarrow.dataset as ds
+
+    from satlake.resources.lakehouse import Lakehouse
+    from satlake.telemetry.bronze import build_bronze_partition
+    from satlake.telemetry.tables import RAW_TELEMETRY_EVENTS
+
+    table = Lakehouse(lake_root).open(RAW_TELEMETRY_EVENTS)
+    dataset = table.to_pyarrow_dataset()
+    days = sorted(set(dataset.to_table(columns=["event_date"]).column("event_date").to_pylist()))
+    rows = rejects = 0
+    decode_s = 0.0
+    for day in days:
+        raw = dataset.to_table(filter=ds.field("event_date") == day)
+        started = time.perf_counter()
+        partition = build_bronze_partition(raw)
+        decode_s += time.perf_counter() - started
+        rows += partition.rows.num_rows
+        rejects += partition.rejects.num_rows
+    return {"events": rows + rejects, "rows": rows, "rejects": rejects, "decode_s": decode_s, "days": len(days)}
+
+
+def columnar_day_hints(payloads: list[bytes], received_at_ns: int) -> list[Any]:
+    """Prototype of a faster ``event_day_hint`` for a whole batch: columnar decode, numpy day arithmetic.
+
+    Same rule as satlake's: the event's own day when its timestamp is readable and at most the clock skew past
+    arrival, else the arrival day.
+    """
+    import numpy as np
+
+    from satlake.telemetry.codec import decode_event_columns
+    from satlake.telemetry.ingest import MAX_CLOCK_SKEW_NS, NANOS_PER_DAY
+
+    decoded = decode_event_columns(payloads)
+    timestamps = np.full(len(payloads), received_at_ns, dtype=np.int64)
+    if len(decoded):
+        found = np.array(decoded.timestamp_ns, dtype=np.uint64)
+        plausible = (found > 0) & (found <= received_at_ns + MAX_CLOCK_SKEW_NS)
+        index = np.array(decoded.source_index, dtype=np.int64)
+        timestamps[index[plausible]] = found[plausible].astype(np.int64)
+    return (timestamps // NANOS_PER_DAY).astype("datetime64[D]").tolist()
+
+
+def day_routing_step(kind: str, location: str, topic: str, limit: int) -> dict[str, Any]:
+    """Time satlake's per-event ``event_day_hint`` against the columnar prototype on the same records."""
+    from satlake.telemetry.ingest import event_day_hint
+
+    event_log = open_event_log(kind, location)
+    records = event_log.read(topic, dict.fromkeys(event_log.end_offsets(topic), 0), limit)
+    payloads = [r.value for r in records]
+    received_ns = time.time_ns()
+    started = time.perf_counter()
+    current = [event_day_hint(p, received_ns) for p in payloads]
+    current_s = time.perf_counter() - started
+    started = time.perf_counter()
+    prototype = columnar_day_hints(payloads, received_ns)
+    prototype_s = time.perf_counter() - started
+    if current != prototype:
+        raise RuntimeError("the columnar day routing prototype disagrees with event_day_hint")
+    return {"events": len(payloads), "event_day_hint_s": current_s, "columnar_prototype_s": prototype_s}
+
+
+def data_files(table_dir: Path) -> int:
+    return sum(1 for _ in table_dir.rglob("*.parquet"))
+
+
+def measure(
+    kind: str, location: str, workdir: Path, events: int, label: str, topic: str = "bench.telemetry"
+) -> list[dict[str, Any]]:
+    produce_s = produce(open_event_log(kind, location), topic, events)
+    lake_root = str(workdir / f"lake-{label}")
+    rows: list[dict[str, Any]] = []
+
+    def row(system: str, step: str, measured: Any, count: int, extra: dict[str, Any] | None = None) -> dict:
+        return {
+            "log": label,
+            "system": system,
+            "step": step,
+            "events": count,
+            "wall_s": round(measured.wall_s, 2),
+            "events_per_s": round(count / measured.wall_s),
+            "cpu_s_per_million": round(measured.cpu_s / count * 1e6, 2),
+            "peak_rss_mib": measured.peak_rss_mib,
+            **(extra or {}),
+        }
+
+    ceiling = run_isolated(read_only_step, kind, location, topic)
+    name = "bare confluent-kafka consume" if kind == "kafka" else "bare LocalEventLog.read"
+    rows.append(row(name, "read only, no decode, no sink", ceiling, ceiling.value["events"]))
+    ingest = run_isolated(ingest_step, kind, location, lake_root, topic)
+    table_dir = Path(lake_root) / "raw" / "telemetry_events"
+    rows.append(
+        row(
+            "satlake",
+            "ingest_until_caught_up -> raw Delta",
+            ingest,
+            ingest.value["events"],
+            {"batches": ingest.value["batches"], "files_written": data_files(table_dir)},
+        )
+    )
+    bronze = run_isolated(bronze_step, lake_root)
+    rows.append(
+        row(
+            "satlake",
+            "build_bronze_partition (decode+validate, incl. raw read)",
+            bronze,
+            bronze.value["events"],
+            {
+                "rejects": bronze.value["rejects"],
+                "decode_only_events_per_s": round(bronze.value["events"] / bronze.value["decode_s"]),
+            },
+        )
+    )
+    routing = run_isolated(day_routing_step, kind, location, topic, min(events, 300_000)).value
+    rows.append(
+        {
+            "log": label,
+            "system": "satlake event_day_hint (per event)",
+            "step": "route events to days (part of ingest)",
+            "events": routing["events"],
+            "wall_s": round(routing["event_day_hint_s"], 2),
+            "events_per_s": round(routing["events"] / routing["event_day_hint_s"]),
+        }
+    )
+    rows.append(
+        {
+            "log": label,
+            "system": "prototype: decode_event_columns + numpy",
+            "step": "route events to days (same answer)",
+            "events": routing["events"],
+            "wall_s": round(routing["columnar_prototype_s"], 2),
+            "events_per_s": round(routing["events"] / routing["columnar_prototype_s"]),
+        }
+    )
+    rows.append(
+        {
+            "log": label,
+            "system": "producer",
+            "step": "simulate+encode+append",
+            "events": events,
+            "wall_s": round(produce_s, 2),
+            "events_per_s": round(events / produce_s),
+        }
+    )
+    return rows
+
+
+def measure_kafka(bootstrap: str, workdir: Path, events: int) -> list[dict[str, Any]]:
+    """The Kafka half, on a throwaway topic that is deleted afterwards (the broker may be shared)."""
+    topic = f"bench.telemetry.{uuid.uuid4().hex[:8]}"
+    event_log = open_event_log("kafka", bootstrap)
+    event_log.create_topic(topic, PARTITIONS)
+    try:
+        return measure("kafka", bootstrap, workdir, events, "kafka", topic)
+    finally:
+        event_log.admin.delete_topics([topic])
+
+
+def run(size: str, workdir: Path, kafka: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    events = EVENTS[size]
+    rows = measure("local", str(workdir / "eventlog"), workdir, events, "embedded")
+    notes = [f"{events} events, {SATELLITES} satellites, 1% faults, {PARTITIONS} partitions, batch {BATCH_SIZE}"]
+    if kafka:
+        try:
+            rows += measure_kafka(kafka, workdir, events)
+        except Exception as error:  # the broker is optional: record why the Kafka half is missing
+            notes.append(f"Kafka half not measured: {type(error).__name__}: {error}")
+    comparisons = []
+    for label in ("embedded", "kafka"):
+        ours = next((r for r in rows if r["log"] == label and r["step"].startswith("ingest")), None)
+        ceiling = next((r for r in rows if r["log"] == label and r["step"].startswith("read only")), None)
+        if ours is None or ceiling is None:
+            continue
+        comparisons.append(
+            comparison(
+                f"{label}: ingest events/s vs bare read",
+                ours["events_per_s"],
+                ceiling["events_per_s"],
+                ">= 0.5x ceiling; >= 250,000/s",
+                ours["events_per_s"] >= 0.5 * ceiling["events_per_s"] and ours["events_per_s"] >= TARGET_EVENTS_PER_S,
+            )
+        )
+    comparisons.append(
+        comparison("ingest vs Spark Structured Streaming", None, None, ">= 3x", None, "Spark peer not measured")
+    )
+    return rows, comparisons, notes
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", choices=SIZES, default="small")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--kafka", default=None, help="bootstrap servers of a Kafka broker to also measure")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="satlake-bench-ingest-", dir=args.workdir) as scratch:
+        rows, comparisons, notes = run(args.size, Path(scratch), args.kafka)
+    print_table(rows)
+    print()
+    print_table(comparisons)
+    for note in notes:
+        print(note)
+    data_size = f"{EVENTS[args.size]:,} FlatBuffers events on {PARTITIONS} partitions"
+    extra = f"--kafka {args.kafka}" if args.kafka else ""
+    path = write_result("ingest", args.size, data_size, rows, comparisons, args.out, notes, extra)
+    print(f"wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()
