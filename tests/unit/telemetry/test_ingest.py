@@ -124,3 +124,17 @@ def test_killed_ingestion_neither_loses_nor_duplicates(tmp_path: Path, when: str
     ingest_until_caught_up(log, lakehouse, TOPIC, batch_size=400)
     positions = raw_positions(lakehouse)
     assert len(positions) == len(set(positions)) == 2_000
+
+
+def test_batch_day_hints_match_the_single_event_rule() -> None:
+    from satlake.telemetry.ingest import event_day_hints
+
+    received = 20_000 * DAY_NS + 5
+    payloads = [
+        encode_event(reading(0, 19_990 * DAY_NS)),
+        b"junk",
+        encode_event(reading(0, received + 2 * DAY_NS)),
+        encode_event(TelemetryReading("SAT-001", 0, 1, 1, 500, 0, 0, 0)),
+        encode_event(TelemetryReading("SAT-001", 2**64 - 1, 1, 1, 500, 0, 0, 0)),
+    ]
+    assert event_day_hints(payloads, received).to_pylist() == [event_day_hint(p, received) for p in payloads]
