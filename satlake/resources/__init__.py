@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from satlake.resources.event_log import EventLog
 from satlake.resources.lakehouse import Lakehouse, TableRef
-from satlake.resources.query import DuckDbLakeQuery, QueryEngine
+from satlake.resources.query import DuckDbLakeQuery, QueryEngine, TrinoQueryEngine
 from satlake.settings import Mode, Settings
 
 
@@ -83,19 +83,6 @@ def _stack(settings: Settings) -> SatlakeResources:
         event_log=KafkaEventLog(settings.kafka_bootstrap),
         query_engine=TrinoQueryEngine(trino),
     )
-
-
-class TrinoQueryEngine(QueryEngine):
-    name = "trino"
-
-    def __init__(self, trino: object) -> None:
-        self.trino = trino
-
-    def query(self, sql: str, parameters: list[object] | None = None):
-        from satlake.resources.query import QueryResult
-
-        columns, rows = self.trino.query(sql, parameters=parameters)  # type: ignore[attr-defined]
-        return QueryResult(columns=columns, rows=[tuple(r) for r in rows])
 
 
 RESOURCE_BUILDERS: dict[Mode, Callable[[Settings], SatlakeResources]] = {

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from satlake.resources.lakehouse import Lakehouse, TableRef
+from satlake.resources.lakehouse import Lakehouse
+
+if TYPE_CHECKING:
+    from satlake.resources.trino import TrinoLake
 
 
 @dataclass(frozen=True)
@@ -79,5 +82,14 @@ class DuckDbLakeQuery(QueryEngine):
             con.close()
 
 
-def table_names(tables: list[TableRef]) -> list[str]:
-    return [f"{t.zone}.{t.name}" for t in sorted(tables)]
+class TrinoQueryEngine(QueryEngine):
+    """Trino's ``lake`` catalog, where every Delta table is registered as ``<zone>.<table>``."""
+
+    name = "trino"
+
+    def __init__(self, trino: TrinoLake) -> None:
+        self.trino = trino
+
+    def query(self, sql: str, parameters: list[Any] | None = None) -> QueryResult:
+        columns, rows = self.trino.query(sql, parameters=parameters)
+        return QueryResult(columns=columns, rows=[tuple(r) for r in rows])

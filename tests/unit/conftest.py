@@ -1,4 +1,4 @@
-"""Fixtures for scene tests: the real Landsat 8 fixture shipped beside the repository."""
+"""Fixtures shared by the unit tests: the real Landsat 8 scene shipped beside the repository (scenes, products)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 LANDSAT_PRODUCT_ID = "LC08_L1TP_016037_20170813_20170814_01_RT"
-LANDSAT_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "landsat8" / LANDSAT_PRODUCT_ID
+LANDSAT_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "landsat8" / LANDSAT_PRODUCT_ID
 
 
 @pytest.fixture
