@@ -7,8 +7,11 @@ commit as the rows, and passes them back as ``start_offsets`` on the next read.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,96 @@ class LogRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RecordColumns:
+    """Many records of one topic as columns: what ingestion reads, without one Python object per record.
+
+    ``partition``, ``offset`` and ``timestamp_ms`` are numpy arrays (int32, int64, int64); ``key`` and ``value``
+    are Arrow binary arrays (a null key is a record without key; values are never null).
+    """
+
+    topic: str
+    partition: np.ndarray
+    offset: np.ndarray
+    timestamp_ms: np.ndarray
+    key: pa.Array
+    value: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+    @classmethod
+    def from_lists(
+        cls,
+        topic: str,
+        partition: Sequence[int] | np.ndarray,
+        offset: Sequence[int] | np.ndarray,
+        timestamp_ms: Sequence[int] | np.ndarray,
+        key: Sequence[bytes | None],
+        value: Sequence[bytes | None],
+    ) -> RecordColumns:
+        values = pa.array(value, pa.binary())
+        if values.null_count:
+            values = values.fill_null(b"")
+        return cls(
+            topic=topic,
+            partition=np.asarray(partition, dtype=np.int32),
+            offset=np.asarray(offset, dtype=np.int64),
+            timestamp_ms=np.asarray(timestamp_ms, dtype=np.int64),
+            key=pa.array(key, pa.binary()),
+            value=values,
+        )
+
+    @classmethod
+    def from_records(cls, topic: str, records: Sequence[LogRecord]) -> RecordColumns:
+        return cls.from_lists(
+            topic,
+            [r.partition for r in records],
+            [r.offset for r in records],
+            [r.timestamp_ms for r in records],
+            [r.key for r in records],
+            [r.value for r in records],
+        )
+
+    def take(self, mask: np.ndarray) -> RecordColumns:
+        """The records where ``mask`` (a boolean array as long as the columns) is true."""
+        if mask.all():
+            return self
+        indices = pa.array(np.flatnonzero(mask))
+        return RecordColumns(
+            self.topic,
+            self.partition[mask],
+            self.offset[mask],
+            self.timestamp_ms[mask],
+            self.key.take(indices),
+            self.value.take(indices),
+        )
+
+    def before(self, ends: Mapping[int, int]) -> RecordColumns:
+        """The records whose offset lies before their partition's entry in ``ends`` (none for partitions
+        missing there)."""
+        if not len(self):
+            return self
+        end_by_partition = np.zeros(max(max(ends, default=0), int(self.partition.max())) + 1, dtype=np.int64)
+        for partition, end in ends.items():
+            end_by_partition[partition] = end
+        return self.take(self.offset < end_by_partition[self.partition])
+
+    def records(self) -> list[LogRecord]:
+        """The same records as ``LogRecord`` objects (for callers that want one object per record)."""
+        return [
+            LogRecord(self.topic, int(p), int(o), int(t), k, v)
+            for p, o, t, k, v in zip(
+                self.partition.tolist(),
+                self.offset.tolist(),
+                self.timestamp_ms.tolist(),
+                self.key.to_pylist(),
+                self.value.to_pylist(),
+                strict=True,
+            )
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +149,17 @@ class EventLog(ABC):
         """Next offset to be written, per partition. Cheap: no records are read."""
 
     @abstractmethod
+    def read_columns(
+        self,
+        topic: str,
+        start_offsets: Mapping[int, int],
+        max_records: int,
+        timeout_s: float = 5.0,
+    ) -> RecordColumns:
+        """Up to ``max_records`` records at or after ``start_offsets`` (partitions missing there start at 0),
+        in offset order within each partition, as columns. Returns fewer (possibly none) when the log is
+        exhausted."""
+
     def read(
         self,
         topic: str,
@@ -63,8 +167,8 @@ class EventLog(ABC):
         max_records: int,
         timeout_s: float = 5.0,
     ) -> list[LogRecord]:
-        """Up to ``max_records`` records at or after ``start_offsets`` (partitions missing there start at 0),
-        in offset order within each partition. Returns fewer (possibly none) when the log is exhausted."""
+        """``read_columns`` as one ``LogRecord`` per record, for callers that handle records one by one."""
+        return self.read_columns(topic, start_offsets, max_records, timeout_s).records()
 
     def close(self) -> None:  # noqa: B027 - optional hook, most implementations hold no connection
         """Release connections or file handles."""

@@ -9,10 +9,11 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from satlake.resources.event_log import EventLog, EventLogError, LogRecord, OutgoingRecord
+from satlake.resources.event_log import EventLog, EventLogError, OutgoingRecord, RecordColumns
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class KafkaEventLog(EventLog):
         self._consumer_config = dict(consumer_config or {})
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        # (topic, next offset per assigned partition) after a read, while the consumer stays assigned.
+        self._positions: tuple[str, dict[int, int]] | None = None
         self._admin: AdminClient | None = None
 
     def _common(self) -> dict[str, Any]:
@@ -189,15 +192,16 @@ class KafkaEventLog(EventLog):
     def end_offsets(self, topic: str) -> dict[int, int]:
         return {partition: high for partition, (_low, high) in self.watermarks(topic).items()}
 
-    def read(
+    def read_columns(
         self,
         topic: str,
         start_offsets: Mapping[int, int],
         max_records: int,
         timeout_s: float = 5.0,
-    ) -> list[LogRecord]:
+    ) -> RecordColumns:
+        nothing = RecordColumns.from_lists(topic, [], [], [], [], [])
         if max_records <= 0:
-            return []
+            return nothing
         marks = self.watermarks(topic)
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}
@@ -213,73 +217,102 @@ class KafkaEventLog(EventLog):
             if begin < high:
                 starts[partition], ends[partition] = begin, high
         if not starts:
-            return []
+            return nothing
         consumer = self.consumer
-        consumer.assign(
-            [
-                TopicPartition(topic, p, OFFSET_BEGINNING if start_offsets.get(p) is None else o)
-                for p, o in starts.items()
-            ]
-        )
+        # A read that continues where the previous one stopped keeps the assignment, and with it the records
+        # librdkafka has already fetched ahead; any other read seeks.
+        if self._positions is None or self._positions != (topic, starts):
+            consumer.assign(
+                [
+                    TopicPartition(topic, p, OFFSET_BEGINNING if start_offsets.get(p) is None else o)
+                    for p, o in starts.items()
+                ]
+            )
+        positions = dict(starts)
+        self._positions = None
         try:
-            return self._consume_until(consumer, topic, ends, max_records, timeout_s)
-        finally:
+            columns = self._consume_until(consumer, topic, ends, max_records, timeout_s, positions)
+        except BaseException:
             consumer.unassign()
+            raise
+        self._positions = (topic, positions)
+        return columns
 
     def _consume_until(
-        self, consumer: Consumer, topic: str, ends: dict[int, int], max_records: int, timeout_s: float
-    ) -> list[LogRecord]:
+        self,
+        consumer: Consumer,
+        topic: str,
+        ends: dict[int, int],
+        max_records: int,
+        timeout_s: float,
+        positions: dict[int, int],
+    ) -> RecordColumns:
         """Consume in batches until every partition reaches the end captured at the start of the read,
-        ``max_records`` are collected, or no record arrives for ``timeout_s``."""
-        records: list[LogRecord] = []
+        ``max_records`` are collected, or no record arrives for ``timeout_s``. ``positions`` is advanced to
+        the offset after the last record consumed from each partition.
+
+        The per-message loop only copies five fields into lists (this is the hottest loop of ingestion from
+        Kafka); which partitions are done, and which records lie past the captured ends, is worked out per
+        batch with numpy.
+        """
+        partitions: list[int] = []
+        offsets: list[int] = []
+        timestamps: list[int] = []
+        keys: list[bytes | None] = []
+        values: list[bytes | None] = []
         pending = set(ends)
+        kept = 0
         idle_deadline = time.monotonic() + timeout_s
-        while pending and len(records) < max_records:
+        while pending and kept < max_records:
             wait = idle_deadline - time.monotonic()
             if wait <= 0:
                 log.warning(
                     "read of %s stopped after %.1fs without records; %d records read, partitions %s not at "
                     "their end offsets %s",
-                    topic,
-                    timeout_s,
-                    len(records),
-                    sorted(pending),
-                    {p: ends[p] for p in pending},
-                )
+                    topic, timeout_s, kept, sorted(pending), {p: ends[p] for p in pending},
+                )  # fmt: skip
                 break
-            batch = consumer.consume(
-                num_messages=min(CONSUME_BATCH, max_records - len(records)), timeout=min(wait, 1.0)
-            )
+            batch = consumer.consume(num_messages=min(CONSUME_BATCH, max_records - kept), timeout=min(wait, 1.0))
+            first = len(offsets)
             for message in batch:
                 error = message.error()
-                partition = message.partition()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(partition)
+                        pending.discard(message.partition())
                         continue
-                    raise EventLogError(f"reading {topic}[{partition}] from {self.bootstrap}: {error}")
-                offset = message.offset()
-                if partition not in pending or offset >= ends[partition]:
-                    pending.discard(partition)
-                    continue
-                _kind, timestamp_ms = message.timestamp()
-                records.append(
-                    LogRecord(
-                        topic=topic,
-                        partition=partition,
-                        offset=offset,
-                        timestamp_ms=timestamp_ms,
-                        key=message.key(),
-                        value=message.value() or b"",
-                    )
-                )
-                if offset + 1 >= ends[partition]:
-                    pending.discard(partition)
-                if len(records) >= max_records:
-                    break
-            if batch:
+                    raise EventLogError(f"reading {topic}[{message.partition()}] from {self.bootstrap}: {error}")
+                partitions.append(message.partition())
+                offsets.append(message.offset())
+                timestamps.append(message.timestamp()[1])
+                keys.append(message.key())
+                values.append(message.value())
+            if len(offsets) > first:
                 idle_deadline = time.monotonic() + timeout_s
-        return records
+                kept = self._settle_batch(partitions, offsets, first, ends, pending, kept, positions)
+        return RecordColumns.from_lists(topic, partitions, offsets, timestamps, keys, values).before(ends)
+
+    @staticmethod
+    def _settle_batch(
+        partitions: list[int],
+        offsets: list[int],
+        first: int,
+        ends: dict[int, int],
+        pending: set[int],
+        kept: int,
+        positions: dict[int, int],
+    ) -> int:
+        """Account for the messages appended since ``first``: partitions that reached their captured end
+        leave ``pending``, ``positions`` advance; returns how many messages so far lie before their
+        partition's end."""
+        batch_partitions = np.asarray(partitions[first:], dtype=np.int64)
+        batch_offsets = np.asarray(offsets[first:], dtype=np.int64)
+        for partition in np.unique(batch_partitions).tolist():
+            in_partition = batch_offsets[batch_partitions == partition]
+            kept += int((in_partition < ends[partition]).sum())
+            positions[partition] = int(in_partition.max()) + 1
+            if positions[partition] >= ends[partition]:
+                pending.discard(partition)
+        return kept
 
     def close(self) -> None:
         if self._producer is not None:
@@ -288,4 +321,5 @@ class KafkaEventLog(EventLog):
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+            self._positions = None
         self._admin = None

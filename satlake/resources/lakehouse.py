@@ -119,10 +119,11 @@ class Lakehouse:
 
     def transaction_versions(self, table: TableRef, app_ids: Sequence[str]) -> dict[str, int | None]:
         """The last committed version of each application transaction (None when never committed)."""
-        delta_table = self.open(table)
-        if delta_table is None:
-            return dict.fromkeys(app_ids)
-        return {app_id: delta_table.transaction_version(app_id) for app_id in app_ids}
+        return self.exactly_once_writer(table).transaction_versions(app_ids)
+
+    def exactly_once_writer(self, table: TableRef) -> ExactlyOnceWriter:
+        """``table`` opened for a series of exactly-once appends (see ``ExactlyOnceWriter``)."""
+        return ExactlyOnceWriter(self, table, self.open(table))
 
     def append_exactly_once(
         self,
@@ -138,19 +139,9 @@ class Lakehouse:
         Either the rows and the new transaction versions (for ingestion: the next offset of every source
         partition) are both visible, or neither is: a crash in between cannot lose or duplicate a row.
         """
-        transactions = [Transaction(app_id=app_id, version=v) for app_id, v in app_transactions.items()]
-        write_deltalake(
-            self.uri(table),
-            data,
-            mode="append",
-            partition_by=list(partition_by),
-            storage_options=self.storage_options or None,
-            configuration=DEFAULT_TABLE_CONFIGURATION if not self.exists(table) else None,
-            commit_properties=CommitProperties(
-                app_transactions=transactions, custom_metadata=dict(commit_metadata or {})
-            ),
+        return self.exactly_once_writer(table).append(
+            data, partition_by=partition_by, app_transactions=app_transactions, commit_metadata=commit_metadata
         )
-        return self._after_write(table)
 
     def replace_date_partitions(
         self,
@@ -174,27 +165,83 @@ class Lakehouse:
                 f"{table}: {outside} rows have {partition_column} outside {first}..{last}; refusing to write "
                 "them into a window replacement (they would be deleted by the next run of their own window)"
             )
-        predicate = date_range_predicate(partition_column, first, last)
-        exists = self.exists(table)
+        delta_table = self.open(table)
         write_deltalake(
-            self.uri(table),
+            delta_table if delta_table is not None else self.uri(table),
             data,
-            mode="overwrite" if exists else "append",
-            predicate=predicate if exists else None,
+            mode="overwrite" if delta_table is not None else "append",
+            predicate=date_range_predicate(partition_column, first, last) if delta_table is not None else None,
             partition_by=[partition_column],
-            storage_options=self.storage_options or None,
-            configuration=None if exists else DEFAULT_TABLE_CONFIGURATION,
+            storage_options=None if delta_table is not None else self.storage_options or None,
+            configuration=None if delta_table is not None else DEFAULT_TABLE_CONFIGURATION,
             commit_properties=CommitProperties(custom_metadata=dict(commit_metadata or {})),
         )
-        return self._after_write(table)
+        return self.committed(table, delta_table)
 
-    def _after_write(self, table: TableRef) -> int:
-        delta_table = self.open(table)
+    def committed(self, table: TableRef, written: DeltaTable | None) -> int:
+        """After a commit to ``table``: tell the ``on_table_written`` hook; returns the version committed.
+
+        ``written`` is the ``DeltaTable`` the write went through (delta-rs advances it to the new version), or
+        None when the write created the table."""
+        delta_table = written if written is not None else self.open(table)
         assert delta_table is not None, f"{table} was just written"
-        version = delta_table.version()
         if self.on_table_written is not None:
             self.on_table_written(table, self.uri(table))
-        return version
+        return delta_table.version()
+
+
+@dataclass
+class ExactlyOnceWriter:
+    """One Delta table kept open across a series of exactly-once appends (ingestion's micro-batches).
+
+    The transaction versions are read from, and the next append committed against, the same snapshot: a
+    commit by a concurrent writer in between makes ours fail with ``CommitFailedError`` instead of adding the
+    same offsets twice. Keeping the table open also means each append loads only the commits since the last
+    one (``refresh``), not the whole log again.
+    """
+
+    lakehouse: Lakehouse
+    table: TableRef
+    delta_table: DeltaTable | None
+
+    def refresh(self) -> None:
+        """Catch up with commits made by others since the table was opened or last written."""
+        if self.delta_table is None:
+            self.delta_table = self.lakehouse.open(self.table)
+        else:
+            self.delta_table.update_incremental()
+
+    def transaction_versions(self, app_ids: Sequence[str]) -> dict[str, int | None]:
+        """The last committed version of each application transaction in the snapshot held (None: never)."""
+        if self.delta_table is None:
+            return dict.fromkeys(app_ids)
+        return {app_id: self.delta_table.transaction_version(app_id) for app_id in app_ids}
+
+    def append(
+        self,
+        data: pa.Table,
+        *,
+        partition_by: Sequence[str],
+        app_transactions: Mapping[str, int],
+        commit_metadata: Mapping[str, str] | None = None,
+    ) -> int:
+        """Append ``data`` and set the application transactions in ONE commit; returns its version."""
+        transactions = [Transaction(app_id=app_id, version=v) for app_id, v in app_transactions.items()]
+        creating = self.delta_table is None
+        write_deltalake(
+            self.lakehouse.uri(self.table) if creating else self.delta_table,
+            data,
+            mode="append",
+            partition_by=list(partition_by),
+            storage_options=self.lakehouse.storage_options or None if creating else None,
+            configuration=DEFAULT_TABLE_CONFIGURATION if creating else None,
+            commit_properties=CommitProperties(
+                app_transactions=transactions, custom_metadata=dict(commit_metadata or {})
+            ),
+        )
+        if creating:
+            self.delta_table = self.lakehouse.open(self.table)
+        return self.lakehouse.committed(self.table, self.delta_table)
 
 
 def _filter_expression(column: str, op: str, value: object):

@@ -41,7 +41,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from satlake.resources.event_log import EventLog, EventLogError, LogRecord, OutgoingRecord
+import numpy as np
+import pyarrow as pa
+
+from satlake.resources.event_log import EventLog, EventLogError, OutgoingRecord, RecordColumns
 
 log = logging.getLogger(__name__)
 
@@ -529,6 +532,36 @@ class CorruptRecordError(EventLogError):
 
 
 @dataclass(slots=True)
+class PartitionColumns:
+    """Records read from one partition, from ``first_offset`` on without gaps, as column lists."""
+
+    partition: int
+    first_offset: int
+    timestamps: list[int] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    values: list[bytes] = field(default_factory=list)
+
+
+def concatenate_partitions(topic: str, parts: Sequence[PartitionColumns]) -> RecordColumns:
+    """One ``RecordColumns`` of the records of several partitions; offsets and partitions are ranges."""
+    counts = [len(part.values) for part in parts]
+    return RecordColumns(
+        topic=topic,
+        partition=np.repeat(np.array([part.partition for part in parts], dtype=np.int32), counts),
+        offset=np.concatenate(
+            [
+                np.arange(part.first_offset, part.first_offset + count, dtype=np.int64)
+                for part, count in zip(parts, counts, strict=True)
+            ]
+            or [np.empty(0, np.int64)]
+        ),
+        timestamp_ms=np.fromiter((t for part in parts for t in part.timestamps), dtype=np.int64, count=sum(counts)),
+        key=pa.array([k for part in parts for k in part.keys], pa.binary()),
+        value=pa.array([v for part in parts for v in part.values], pa.binary()),
+    )
+
+
+@dataclass(slots=True)
 class SegmentReader:
     """Reads the records of one segment up to a byte limit, in chunks, verifying each one it returns."""
 
@@ -546,12 +579,13 @@ class SegmentReader:
         )
 
     def read(
-        self, position: int, offset: int, start_offset: int, stop_offset: int, out: list[LogRecord]
+        self, position: int, offset: int, start_offset: int, stop_offset: int, out: PartitionColumns
     ) -> tuple[int, bool]:
-        """Append records ``start_offset <= offset < stop_offset`` to ``out``; returns the next offset and
-        whether the reader may go on (False at a torn tail)."""
-        topic, partition, limit = self.topic, self.partition, self.limit
-        unpack_header, crc32, append = FRAME_HEADER.unpack_from, zlib.crc32, out.append
+        """Append the timestamps, keys and values of records ``start_offset <= offset < stop_offset`` to
+        ``out``; returns the next offset and whether the reader may go on (False at a torn tail)."""
+        limit = self.limit
+        unpack_header, crc32 = FRAME_HEADER.unpack_from, zlib.crc32
+        add_timestamp, add_key, add_value = out.timestamps.append, out.keys.append, out.values.append
         with open(self.log_path, "rb") as f:
             f.seek(position)
             data_start, pos = position, 0
@@ -573,8 +607,9 @@ class SegmentReader:
                     if offset >= start_offset:
                         if crc32(view[pos + CRC_START : frame_end]) != crc:
                             raise self.corrupt(offset, data_start + pos, "CRC32 mismatch")
-                        key = None if key_len < 0 else data[needed_end:key_end]
-                        append(LogRecord(topic, partition, offset, timestamp_ms, key, data[key_end:frame_end]))
+                        add_timestamp(timestamp_ms)
+                        add_key(None if key_len < 0 else data[needed_end:key_end])
+                        add_value(data[key_end:frame_end])
                     offset += 1
                     pos = frame_end
                     needed_end = pos + FRAME_HEADER_SIZE
@@ -838,13 +873,13 @@ class LocalEventLog(EventLog):
     def end_offsets(self, topic: str) -> dict[int, int]:
         return {partition: tail.next_offset for partition, tail in self.committed_tails(topic).items()}
 
-    def read(
+    def read_columns(
         self,
         topic: str,
         start_offsets: Mapping[int, int],
         max_records: int,
         timeout_s: float = 5.0,
-    ) -> list[LogRecord]:
+    ) -> RecordColumns:
         validate_topic_name(topic)
         deadline = time.monotonic() + max(timeout_s, 0.0)
         while True:
@@ -852,13 +887,15 @@ class LocalEventLog(EventLog):
             starts = self._start_offsets(topic, tails, start_offsets)
             pending = {p: tails[p].next_offset - starts[p] for p in tails if tails[p].next_offset > starts[p]}
             if pending and max_records > 0:
-                records: list[LogRecord] = []
+                parts: list[PartitionColumns] = []
                 for partition, quota in sorted(fair_shares(pending, max_records).items()):
-                    self._read_partition(topic, partition, tails[partition], starts[partition], quota, records)
-                return records
+                    part = PartitionColumns(partition, starts[partition])
+                    self._read_partition(topic, partition, tails[partition], starts[partition], quota, part)
+                    parts.append(part)
+                return concatenate_partitions(topic, parts)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or max_records <= 0:
-                return []
+                return concatenate_partitions(topic, [])
             time.sleep(min(POLL_INTERVAL_S, remaining))
 
     def _start_offsets(
@@ -888,7 +925,7 @@ class LocalEventLog(EventLog):
         tail: PartitionTail,
         start_offset: int,
         quota: int,
-        out: list[LogRecord],
+        out: PartitionColumns,
     ) -> None:
         partition_dir = self.partition_dir(topic, partition)
         bases = [b for b in segment_bases(partition_dir) if b <= tail.segment_base]

@@ -5,17 +5,21 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from satlake.resources.event_log import EventLog, LogRecord
-from satlake.resources.lakehouse import Lakehouse
-from satlake.telemetry.codec import EventDecodeError, decode_event, decode_event_columns
+from satlake.resources.event_log import EventLog, LogRecord, RecordColumns
+from satlake.resources.lakehouse import ExactlyOnceWriter, Lakehouse
+from satlake.telemetry.codec import EventDecodeError, canonical_timestamps, decode_event_fields
 from satlake.telemetry.tables import RAW_TELEMETRY_EVENTS, RAW_TELEMETRY_EVENTS_SCHEMA, UTC_MICROS, UTC_MILLIS
 
 log = logging.getLogger(__name__)
@@ -30,10 +34,15 @@ def offsets_app_id(topic: str, partition: int) -> str:
     return f"satlake.ingest/{topic}/{partition}"
 
 
-def committed_offsets(lakehouse: Lakehouse, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+def committed_offsets(
+    lakehouse: Lakehouse | ExactlyOnceWriter, topic: str, partitions: Sequence[int]
+) -> dict[int, int]:
     """Next offset to consume per partition, as recorded in the raw table (0 where nothing was consumed)."""
     app_ids = {partition: offsets_app_id(topic, partition) for partition in partitions}
-    versions = lakehouse.transaction_versions(RAW_TELEMETRY_EVENTS, list(app_ids.values()))
+    if isinstance(lakehouse, Lakehouse):
+        versions = lakehouse.transaction_versions(RAW_TELEMETRY_EVENTS, list(app_ids.values()))
+    else:
+        versions = lakehouse.transaction_versions(list(app_ids.values()))
     return {partition: versions[app_id] or 0 for partition, app_id in app_ids.items()}
 
 
@@ -50,45 +59,70 @@ def event_day_hint(payload: bytes, received_at_ns: int) -> date:
 
     Only used to route a row to a bronze partition; bronze decodes and validates again and explains rejects.
     """
-    try:
-        timestamp_ns = decode_event(payload).timestamp_ns
-    except EventDecodeError:
-        timestamp_ns = None
-    if timestamp_ns is None or not 0 < timestamp_ns <= received_at_ns + MAX_CLOCK_SKEW_NS:
-        timestamp_ns = received_at_ns
-    return date.fromordinal(date(1970, 1, 1).toordinal() + timestamp_ns // NANOS_PER_DAY)
+    return event_day_hints([payload], received_at_ns)[0].as_py()
 
 
-def event_day_hints(payloads: Sequence[bytes], received_at_ns: int) -> pa.Array:
-    """``event_day_hint`` for a whole batch, as a date32 array: one columnar decode, no per-event objects."""
-    decoded = decode_event_columns(payloads)
-    latest = received_at_ns + MAX_CLOCK_SKEW_NS
-    days = [received_at_ns // NANOS_PER_DAY] * len(payloads)
-    for index, timestamp_ns in zip(decoded.source_index, decoded.timestamp_ns, strict=True):
-        if 0 < timestamp_ns <= latest:
-            days[index] = timestamp_ns // NANOS_PER_DAY
-    return pa.array(days, pa.int32()).cast(pa.date32())
+def event_day_hints(payloads: pa.Array | Sequence[bytes], received_at_ns: int) -> pa.Array:
+    """``event_day_hint`` for a whole batch, as a date32 array, without decoding the events.
+
+    The timestamps of canonical payloads are read for the whole batch at once; only the others (foreign
+    layouts, garbage: about one in a hundred in the simulator's faults) are decoded one by one.
+    """
+    values = payloads if isinstance(payloads, pa.Array) else pa.array(payloads, pa.binary())
+    timestamps, found = canonical_timestamps(values)
+    others = np.flatnonzero(~found)
+    if others.size:
+        for index, payload in zip(others.tolist(), values.take(pa.array(others)).to_pylist(), strict=True):
+            try:
+                timestamps[index] = decode_event_fields(payload)[1]
+            except EventDecodeError:
+                timestamps[index] = 0
+    latest = np.uint64(max(received_at_ns + MAX_CLOCK_SKEW_NS, 0))
+    plausible = (timestamps > 0) & (timestamps <= latest)
+    days = np.where(plausible, timestamps // np.uint64(NANOS_PER_DAY), received_at_ns // NANOS_PER_DAY)
+    return pa.array(days.astype(np.int32), pa.int32()).cast(pa.date32())
 
 
-def raw_event_rows(records: Sequence[LogRecord], batch_id: str, received_at: datetime) -> pa.Table:
+def raw_event_rows(records: RecordColumns | Sequence[LogRecord], batch_id: str, received_at: datetime) -> pa.Table:
     """Arrow rows for ``raw/telemetry_events``: payloads exactly as received plus their log position."""
+    if not isinstance(records, RecordColumns):
+        records = RecordColumns.from_records(records[0].topic if records else "", records)
+    count = len(records)
     received_at_ns = int(received_at.timestamp() * 1e9)
     receive_day = received_at.astimezone(UTC).date()
     return pa.table(
         {
-            "topic": [r.topic for r in records],
-            "partition": [r.partition for r in records],
-            "offset": [r.offset for r in records],
-            "broker_timestamp": pa.array([r.timestamp_ms for r in records], UTC_MILLIS).cast(UTC_MICROS),
-            "key": [r.key for r in records],
-            "payload": [r.value for r in records],
-            "event_date": event_day_hints([r.value for r in records], received_at_ns),
-            "receive_date": [receive_day] * len(records),
-            "batch_id": [batch_id] * len(records),
-            "received_at": [received_at] * len(records),
+            "topic": pa.repeat(pa.scalar(records.topic, pa.string()), count),
+            "partition": pa.array(records.partition, pa.int32()),
+            "offset": pa.array(records.offset, pa.int64()),
+            "broker_timestamp": pa.array(records.timestamp_ms, UTC_MILLIS).cast(UTC_MICROS),
+            "key": records.key,
+            "payload": records.value,
+            "event_date": event_day_hints(records.value, received_at_ns),
+            "receive_date": pa.repeat(pa.scalar(receive_day, pa.date32()), count),
+            "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), count),
+            "received_at": pa.repeat(pa.scalar(received_at, UTC_MICROS), count),
         },
         schema=RAW_TELEMETRY_EVENTS_SCHEMA,
     )
+
+
+def check_contiguous(records: RecordColumns, start: Mapping[int, int]) -> dict[int, int]:
+    """The next offset per partition after ``records``, which must continue ``start`` without a gap or a repeat
+    in every partition (the log's order); raises before anything could be committed otherwise."""
+    following = dict(start)
+    for partition in np.unique(records.partition).tolist():
+        offsets = records.offset[records.partition == partition]
+        first = start.get(partition, 0)
+        expected = np.arange(first, first + len(offsets), dtype=np.int64)
+        if not np.array_equal(offsets, expected):
+            position = int(np.flatnonzero(offsets != expected)[0])
+            raise RuntimeError(
+                f"{records.topic}[{partition}]: expected offset {expected[position]}, got {offsets[position]}: the "
+                "log skipped or repeated records; refusing to commit a gap"
+            )
+        following[partition] = first + len(offsets)
+    return following
 
 
 @dataclass
@@ -117,54 +151,106 @@ class IngestReport:
         return sorted({day for batch in self.batches for day in batch.event_dates})
 
 
-def ingest_one_batch(
-    event_log: EventLog,
-    lakehouse: Lakehouse,
-    topic: str,
-    max_records: int,
-    stop_at: dict[int, int] | None = None,
-) -> IngestBatch | None:
-    """Read up to ``max_records`` events after the committed offsets and commit them with the new offsets.
+@dataclass
+class PreparedBatch:
+    """A batch read from the log and turned into raw rows, not committed yet."""
 
-    Returns None when there is nothing new. Two ingestions racing on the same offsets cannot both commit:
-    Delta rejects the second commit of the same application transaction (CommitFailedError).
-    """
-    start = committed_offsets(lakehouse, topic, event_log.partitions(topic))
-    if stop_at is not None and all(o >= stop_at.get(p, 0) for p, o in start.items()):
+    batch_id: str
+    rows: pa.Table
+    start_offsets: dict[int, int]  # of the partitions the batch advances
+    end_offsets: dict[int, int]
+
+
+def prepare_batch(
+    event_log: EventLog, topic: str, start: Mapping[int, int], max_records: int, stop_at: Mapping[int, int]
+) -> PreparedBatch | None:
+    """Read up to ``max_records`` events from ``start`` (never at or past ``stop_at``) and build their rows.
+
+    None when there is nothing to read. Raises when the log skipped or repeated an offset."""
+    if all(offset >= stop_at.get(partition, 0) for partition, offset in start.items()):
         return None
-    records = event_log.read(topic, start, max_records)
-    if stop_at is not None:
-        records = [r for r in records if r.offset < stop_at.get(r.partition, 0)]
-    if not records:
+    records = event_log.read_columns(topic, start, max_records).before(stop_at)
+    if not len(records):
         return None
-    expected = dict(start)
-    for record in records:
-        if record.offset != expected[record.partition]:
-            raise RuntimeError(
-                f"{topic}[{record.partition}]: expected offset {expected[record.partition]}, got "
-                f"{record.offset}: the log skipped or repeated records; refusing to commit a gap"
-            )
-        expected[record.partition] = record.offset + 1
-    next_offsets = {p: o for p, o in expected.items() if o != start[p]}
+    following = check_contiguous(records, start)
+    advanced = {p: o for p, o in following.items() if o != start.get(p, 0)}
     batch_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    rows = raw_event_rows(records, batch_id, datetime.now(UTC))
-    version = lakehouse.append_exactly_once(
-        RAW_TELEMETRY_EVENTS,
-        rows,
+    return PreparedBatch(
+        batch_id=batch_id,
+        rows=raw_event_rows(records, batch_id, datetime.now(UTC)),
+        start_offsets={p: start.get(p, 0) for p in advanced},
+        end_offsets=advanced,
+    )
+
+
+def commit_batch(writer: ExactlyOnceWriter, topic: str, batch: PreparedBatch) -> IngestBatch:
+    """Append the rows and advance the partitions' offsets in one Delta commit.
+
+    The commit is checked against the writer's snapshot: if another ingestion committed these offsets since,
+    Delta rejects ours (CommitFailedError) and nothing is written twice."""
+    version = writer.append(
+        batch.rows,
         # By the day the event belongs to, so building a bronze day reads exactly one raw partition.
         partition_by=["event_date"],
-        app_transactions={offsets_app_id(topic, p): o for p, o in next_offsets.items()},
-        commit_metadata={"satlake.batch_id": batch_id, "satlake.events": str(len(records))},
+        app_transactions={offsets_app_id(topic, p): o for p, o in batch.end_offsets.items()},
+        commit_metadata={"satlake.batch_id": batch.batch_id, "satlake.events": str(batch.rows.num_rows)},
     )
-    event_dates = sorted(set(rows.column("event_date").to_pylist()))
     return IngestBatch(
-        batch_id=batch_id,
-        events=len(records),
-        start_offsets={p: start[p] for p in next_offsets},
-        end_offsets=next_offsets,
-        event_dates=event_dates,
+        batch_id=batch.batch_id,
+        events=batch.rows.num_rows,
+        start_offsets=batch.start_offsets,
+        end_offsets=batch.end_offsets,
+        event_dates=sorted(pc.unique(batch.rows.column("event_date")).to_pylist()),
         delta_version=version,
     )
+
+
+class BatchCommitter:
+    """Commits prepared batches in order on a background thread while the caller reads the next one.
+
+    Reading the log and building rows is Python work; the Delta write is Rust work that releases the GIL, so
+    the two overlap on two cores. At most one batch waits while another commits (bounded memory). After a
+    failed commit nothing later is committed, and the error is raised to the caller by ``submit``/``finish``.
+    """
+
+    def __init__(self, writer: ExactlyOnceWriter, topic: str) -> None:
+        self._writer, self._topic = writer, topic
+        self._pending: queue.Queue[PreparedBatch | None] = queue.Queue(maxsize=1)
+        self._committed: queue.Queue[IngestBatch] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"satlake-commit-{topic}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._pending.get()) is not None:
+            if self._error is not None:
+                continue  # drain: nothing after a failed commit may be committed
+            try:
+                self._committed.put(commit_batch(self._writer, self._topic, batch))
+            except BaseException as error:  # re-raised in the caller's thread
+                self._error = error
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, batch: PreparedBatch) -> None:
+        self._raise_if_failed()
+        self._pending.put(batch)
+
+    def committed(self) -> list[IngestBatch]:
+        """Batches committed since the last call, in commit order."""
+        done: list[IngestBatch] = []
+        while not self._committed.empty():
+            done.append(self._committed.get_nowait())
+        return done
+
+    def finish(self) -> list[IngestBatch]:
+        """Wait for every submitted batch; returns those not yet collected, or raises the first failure."""
+        self._pending.put(None)
+        self._thread.join()
+        self._raise_if_failed()
+        return self.committed()
 
 
 def ingest_until_caught_up(
@@ -176,20 +262,38 @@ def ingest_until_caught_up(
     progress: Callable[[IngestBatch], None] | None = None,
 ) -> IngestReport:
     """Commit batches until the offsets seen at the start are all consumed (events arriving meanwhile wait
-    for the next run, so a busy topic cannot keep one run going forever)."""
+    for the next run, so a busy topic cannot keep one run going forever).
+
+    The next batch is read while the previous one commits (``BatchCommitter``); offsets come from the raw
+    table once, at the start, and each batch continues where the previous one ended."""
     started = time.perf_counter()
     stop_at = event_log.end_offsets(topic)
+    writer = lakehouse.exactly_once_writer(RAW_TELEMETRY_EVENTS)
+    offsets = committed_offsets(writer, topic, event_log.partitions(topic))
     report = IngestReport()
-    while max_batches is None or len(report.batches) < max_batches:
-        batch = ingest_one_batch(event_log, lakehouse, topic, batch_size, stop_at=stop_at)
-        if batch is None:
-            break
-        report.batches.append(batch)
-        log.info(
-            "committed batch %s: %d events from %s, offsets %s -> %s (delta v%d)",
-            batch.batch_id, batch.events, topic, batch.start_offsets, batch.end_offsets, batch.delta_version,
-        )  # fmt: skip
-        if progress is not None:
-            progress(batch)
+    committer = BatchCommitter(writer, topic)
+
+    def collect(batches: list[IngestBatch]) -> None:
+        for batch in batches:
+            report.batches.append(batch)
+            log.info(
+                "committed batch %s: %d events from %s, offsets %s -> %s (delta v%d)",
+                batch.batch_id, batch.events, topic, batch.start_offsets, batch.end_offsets, batch.delta_version,
+            )  # fmt: skip
+            if progress is not None:
+                progress(batch)
+
+    submitted = 0
+    try:
+        while max_batches is None or submitted < max_batches:
+            batch = prepare_batch(event_log, topic, offsets, batch_size, stop_at)
+            if batch is None:
+                break
+            committer.submit(batch)
+            submitted += 1
+            offsets = {**offsets, **batch.end_offsets}
+            collect(committer.committed())
+    finally:
+        collect(committer.finish())
     report.seconds = time.perf_counter() - started
     return report

@@ -123,7 +123,7 @@ def test_science_is_denied_telemetry_with_trinos_error(pipeline: StackPipeline) 
 
 KILL_INGESTION = textwrap.dedent(
     """
-    import os, signal, sys
+    import os, signal, sys, time
     import satlake.telemetry.ingest as ingest
     from satlake.resources import build_resources
     from satlake.settings import Settings
@@ -139,12 +139,16 @@ KILL_INGESTION = textwrap.dedent(
             registered(table, uri)
             die()
         lakehouse.on_table_written = register_then_die
-    else:  # mid-batch: the second batch is consumed from Kafka and built, its commit never written
+    else:  # mid-batch: the first batch committed, the second consumed from Kafka, its commit never written
         build_rows = ingest.raw_event_rows
         batches = []
+        partitions = resources.event_log.partitions(settings.telemetry_topic)
         def rows_then_die(records, batch_id, received_at):
             batches.append(batch_id)
             if len(batches) == 2:
+                # The first batch commits on a background thread while this one is read: wait for it.
+                while not any(ingest.committed_offsets(lakehouse, settings.telemetry_topic, partitions).values()):
+                    time.sleep(0.05)
                 die()
             return build_rows(records, batch_id, received_at)
         ingest.raw_event_rows = rows_then_die
