@@ -1,4 +1,4 @@
-"""The ``satlake`` command: demo, produce, run, query, ui and stack."""
+"""The ``satlake`` command: demo, produce, ingest, run, query, ui and stack."""
 
 from __future__ import annotations
 
@@ -94,6 +94,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(o.success for o in outcomes) else 1
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from satlake.resources import build_resources
+    from satlake.telemetry.ingest import IngestBatch, ingest_continuously, ingest_until_caught_up
+
+    settings = _settings(args)
+    resources = build_resources(settings)
+    topic = settings.telemetry_topic
+    if not resources.event_log.partitions(topic):
+        raise CliError(f"topic {topic!r} does not exist yet: publish to it first (`satlake produce telemetry`)")
+
+    def show(batch: IngestBatch) -> None:
+        print(
+            f"committed {batch.events:,} events, offsets {batch.end_offsets}, days "
+            f"{', '.join(d.isoformat() for d in batch.event_dates)} (delta v{batch.delta_version})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if not args.follow:
+        report = ingest_until_caught_up(resources.event_log, resources.lakehouse, topic, args.batch_size, progress=show)
+    else:
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        print(f"following {topic} ({settings.mode.value} mode); Ctrl-C stops after the current batch", file=sys.stderr)
+        report = ingest_continuously(
+            resources.event_log, resources.lakehouse, topic, stop.is_set, args.batch_size, progress=show
+        )
+    rate = report.events / report.seconds if report.seconds else 0.0
+    print(f"ingested {report.events:,} events in {len(report.batches)} commits ({rate:,.0f}/s)")
+    resources.event_log.close()
+    return 0
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     from satlake.resources import build_resources
 
@@ -176,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="one pass of every sensor and automation, running what they request")
     run.add_argument("--stack", action="store_true")
     run.set_defaults(func=cmd_run)
+
+    ingest = commands.add_parser(
+        "ingest", help="commit new telemetry events from the log to raw/telemetry_events (once, or --follow)"
+    )
+    ingest.add_argument("--follow", action="store_true", help="keep ingesting as events arrive, until Ctrl-C")
+    ingest.add_argument("--batch-size", type=int, default=100_000, help="most events per Delta commit")
+    ingest.add_argument("--stack", action="store_true")
+    ingest.set_defaults(func=cmd_ingest)
 
     query = commands.add_parser("query", help="run SQL over the lakehouse tables (<zone>.<table>)")
     query.add_argument("sql")

@@ -68,9 +68,16 @@ def _stack(settings: Settings) -> SatlakeResources:
 
     trino = TrinoLake(host=settings.trino_host, port=settings.trino_port, user=settings.trino_user)
 
+    registered: set[tuple[TableRef, str]] = set()
+
     def register_in_trino(table: TableRef, uri: str) -> None:
+        # Trino reads the Delta log on every query: a table needs registering once, not after every commit
+        # (ingestion commits several times a second).
+        if (table, uri) in registered:
+            return
         trino.ensure_schema(table.zone, uri.rsplit("/", 1)[0])
         trino.register_table(table.zone, table.name, uri)
+        registered.add((table, uri))
 
     lakehouse = Lakehouse(
         root_uri=f"s3://{settings.lake_bucket}/lake",

@@ -297,3 +297,29 @@ def ingest_until_caught_up(
         collect(committer.finish())
     report.seconds = time.perf_counter() - started
     return report
+
+
+def ingest_continuously(
+    event_log: EventLog,
+    lakehouse: Lakehouse,
+    topic: str,
+    should_stop: Callable[[], bool],
+    batch_size: int = 50_000,
+    poll_interval_s: float = 0.2,
+    progress: Callable[[IngestBatch], None] | None = None,
+) -> IngestReport:
+    """Ingest until ``should_stop()``: whatever has arrived is committed, then the log is polled again.
+
+    The low-latency mode (``satlake ingest --follow``): a row is visible to queries one commit after it
+    reached the log, rather than after the next sensor tick and run start. Stopping between two passes
+    never leaves a batch half-committed; a kill at any moment is safe as well (offsets commit with the rows).
+    """
+    report = IngestReport()
+    started = time.perf_counter()
+    while not should_stop():
+        passed = ingest_until_caught_up(event_log, lakehouse, topic, batch_size, progress=progress)
+        report.batches.extend(passed.batches)
+        if not passed.events:
+            time.sleep(poll_interval_s)
+    report.seconds = time.perf_counter() - started
+    return report
