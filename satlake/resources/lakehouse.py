@@ -5,13 +5,14 @@ idempotent partition replacement, on a local directory (embedded) or an S3 bucke
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -165,18 +166,51 @@ class Lakehouse:
                 f"{table}: {outside} rows have {partition_column} outside {first}..{last}; refusing to write "
                 "them into a window replacement (they would be deleted by the next run of their own window)"
             )
-        delta_table = self.open(table)
-        write_deltalake(
-            delta_table if delta_table is not None else self.uri(table),
+        return self.replace_where(
+            table,
             data,
-            mode="overwrite" if delta_table is not None else "append",
-            predicate=date_range_predicate(partition_column, first, last) if delta_table is not None else None,
+            date_range_predicate(partition_column, first, last),
             partition_by=[partition_column],
-            storage_options=None if delta_table is not None else self.storage_options or None,
-            configuration=None if delta_table is not None else DEFAULT_TABLE_CONFIGURATION,
-            commit_properties=CommitProperties(custom_metadata=dict(commit_metadata or {})),
+            commit_metadata=commit_metadata,
         )
-        return self.committed(table, delta_table)
+
+    def replace_where(
+        self,
+        table: TableRef,
+        data: pa.Table,
+        predicate: str,
+        *,
+        partition_by: Sequence[str],
+        commit_metadata: Mapping[str, str] | None = None,
+        retries: int = 0,
+    ) -> int:
+        """Replace the rows matching ``predicate`` (a Delta SQL predicate built by the caller from checked
+        values, never from user text) with ``data``, in ONE commit; creates the table on first write.
+
+        ``retries``: how often to try again when a concurrent commit conflicts (right for writers that each
+        replace only their own rows, such as one scene per run); the table is re-read before each attempt.
+        """
+        for attempt in range(retries + 1):
+            delta_table = self.open(table)
+            try:
+                write_deltalake(
+                    delta_table if delta_table is not None else self.uri(table),
+                    data,
+                    mode="overwrite" if delta_table is not None else "append",
+                    predicate=predicate if delta_table is not None else None,
+                    partition_by=list(partition_by) or None,
+                    storage_options=None if delta_table is not None else self.storage_options or None,
+                    configuration=None if delta_table is not None else DEFAULT_TABLE_CONFIGURATION,
+                    commit_properties=CommitProperties(custom_metadata=dict(commit_metadata or {})),
+                )
+            except CommitFailedError:
+                if attempt == retries:
+                    raise
+                log.info("%s: concurrent commit, retrying the replacement of %s", table, predicate)
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            return self.committed(table, delta_table)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def committed(self, table: TableRef, written: DeltaTable | None) -> int:
         """After a commit to ``table``: tell the ``on_table_written`` hook; returns the version committed.

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError
 
-from satlake.resources.lakehouse import DEFAULT_TABLE_CONFIGURATION, Lakehouse, TableRef
+from satlake.resources.lakehouse import Lakehouse, TableRef
 from satlake.scenes.metadata import BandInfo, SceneFile, SceneMetadata
 
 RAW_SCENES = TableRef("raw", "scenes")
@@ -161,29 +158,14 @@ def replace_rows(
     mismatched = [v for v in data.column(column).to_pylist() if v != value] if data.num_rows else []
     if mismatched:
         raise ValueError(f"{table}: rows for {column}={mismatched[0]!r} in a replacement of {column}={value!r}")
-    for attempt in range(COMMIT_RETRIES):
-        exists = lakehouse.exists(table)
-        try:
-            write_deltalake(
-                lakehouse.uri(table),
-                data,
-                mode="overwrite" if exists else "append",
-                predicate=f"{column} = '{value}'" if exists else None,
-                partition_by=partition_by,
-                storage_options=lakehouse.storage_options or None,
-                configuration=None if exists else DEFAULT_TABLE_CONFIGURATION,
-                commit_properties=CommitProperties(custom_metadata={"satlake.replace": f"{column}={value}"}),
-            )
-            break
-        except CommitFailedError:
-            if attempt == COMMIT_RETRIES - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    delta_table = lakehouse.open(table)
-    assert delta_table is not None, f"{table} was just written"
-    if lakehouse.on_table_written is not None:
-        lakehouse.on_table_written(table, lakehouse.uri(table))
-    return delta_table.version()
+    return lakehouse.replace_where(
+        table,
+        data,
+        f"{column} = '{value}'",
+        partition_by=partition_by or [],
+        commit_metadata={"satlake.replace": f"{column}={value}"},
+        retries=COMMIT_RETRIES - 1,
+    )
 
 
 def read_scene_rows(lakehouse: Lakehouse, table: TableRef, scene_id: str, column: str = "scene_id") -> pa.Table:
