@@ -55,7 +55,13 @@ class Settings:
     s3_endpoint: str = "http://127.0.0.1:9000"
     s3_region: str = "us-east-1"
     s3_access_key: str | None = None
-    s3_secret_key: str | None = None
+    # Secrets stay out of repr, so a logged or displayed Settings never shows one.
+    s3_secret_key: str | None = field(default=None, repr=False)
+    # Trino's own object-store key, and MinIO's root user (read only by the stack's provisioning).
+    trino_s3_access_key: str | None = None
+    trino_s3_secret_key: str | None = field(default=None, repr=False)
+    minio_root_user: str | None = None
+    minio_root_password: str | None = field(default=None, repr=False)
     lake_bucket: str = "satlake"
     landing_bucket: str = "satlake-landing"
     trino_host: str = "127.0.0.1"
@@ -125,6 +131,10 @@ class Settings:
             s3_region=merged.get("SATLAKE_S3_REGION", "us-east-1"),
             s3_access_key=merged.get("SATLAKE_S3_ACCESS_KEY") or None,
             s3_secret_key=merged.get("SATLAKE_S3_SECRET_KEY") or None,
+            trino_s3_access_key=merged.get("SATLAKE_TRINO_S3_ACCESS_KEY") or None,
+            trino_s3_secret_key=merged.get("SATLAKE_TRINO_S3_SECRET_KEY") or None,
+            minio_root_user=merged.get("SATLAKE_MINIO_ROOT_USER") or None,
+            minio_root_password=merged.get("SATLAKE_MINIO_ROOT_PASSWORD") or None,
             lake_bucket=merged.get("SATLAKE_LAKE_BUCKET", "satlake"),
             landing_bucket=merged.get("SATLAKE_LANDING_BUCKET", "satlake-landing"),
             trino_host=merged.get("SATLAKE_TRINO_HOST", "127.0.0.1"),

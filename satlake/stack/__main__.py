@@ -11,9 +11,10 @@ from pathlib import Path
 from satlake.settings import Settings, SettingsError
 from satlake.stack.config import SERVERS, StackConfig
 from satlake.stack.configs import docker_trino_etc_files
+from satlake.stack.credentials import require_stack_credentials
 from satlake.stack.errors import StackError
 from satlake.stack.lifecycle import format_status_table, install_servers, stack_down, stack_status, stack_up
-from satlake.stack.provision import create_buckets, create_topics
+from satlake.stack.provision import create_topics, provision_object_store
 from satlake.stack.servers import write_files
 
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     commands.add_parser("down", help="stop the servers started from this stack home (data is kept)")
     commands.add_parser(
-        "provision", help="create topics, buckets and the landing notification on running servers (Docker)"
+        "provision", help="create topics, buckets, landing notifications and MinIO users on running servers (Docker)"
     )
     docker_configs = commands.add_parser("docker-configs", help="write Trino's etc for docker-compose.yml")
     docker_configs.add_argument("directory", type=Path, help="target directory, e.g. infra/docker/trino/etc")
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         elif arguments.command == "provision":
             config = StackConfig.from_settings(settings)
             print(f"topics ready: {', '.join(create_topics(config))}")
-            print(f"buckets ready: {', '.join(create_buckets(config, *settings.require_s3_credentials()))}")
+            buckets = provision_object_store(config, require_stack_credentials(settings))
+            print(f"buckets ready: {', '.join(buckets)}; the pipeline's and Trino's MinIO users and policies are set")
         elif arguments.command == "docker-configs":
             write_files(arguments.directory, docker_trino_etc_files())
             print(f"wrote Trino's docker configuration to {arguments.directory}")

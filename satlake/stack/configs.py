@@ -10,6 +10,7 @@ from pathlib import Path
 
 from satlake.stack.access import trino_access_rules_json, trino_group_file
 from satlake.stack.config import StackConfig
+from satlake.stack.credentials import TRINO_ACCESS_KEY_VAR, TRINO_SECRET_KEY_VAR, KeyPair
 from satlake.stack.versions import KAFKA_VERSION, LOG4J_VERSION
 
 MINIO_NOTIFY_ID = "SATLAKE"
@@ -120,13 +121,13 @@ def kafka_jvm_options(config_file: Path) -> list[str]:
 
 
 def minio_environment(
-    config: StackConfig, access_key: str, secret_key: str, queue_dir: Path, kafka_brokers: str | None = None
+    config: StackConfig, root: KeyPair, queue_dir: Path, kafka_brokers: str | None = None
 ) -> dict[str, str]:
-    """MinIO's environment: root credentials and the Kafka notification target for the landing bucket."""
+    """MinIO's environment: its root user (provisioning only) and the Kafka notification target for landing."""
     target = MINIO_NOTIFY_ID
     return {
-        "MINIO_ROOT_USER": access_key,
-        "MINIO_ROOT_PASSWORD": secret_key,
+        "MINIO_ROOT_USER": root.access_key,
+        "MINIO_ROOT_PASSWORD": root.secret_key,
         "MINIO_REGION": config.s3_region,
         "MINIO_UPDATE": "off",
         "MINIO_BROWSER": "on",
@@ -197,7 +198,8 @@ def trino_config_properties(http_port: int, bind_host: str | None, query_memory_
 def trino_lake_catalog(s3_endpoint: str, region: str, lake_bucket: str) -> str:
     """The ``lake`` catalog: Delta Lake connector, file metastore on the lake bucket, native S3 to MinIO.
 
-    Credentials are read by Trino from its environment (``${ENV:…}``), so no secret is written to disk here.
+    Trino's own key (read the lake, write only the metastore) is read from its environment (``${ENV:…}``), so
+    no secret is written to disk here.
     """
     return properties(
         {
@@ -208,8 +210,8 @@ def trino_lake_catalog(s3_endpoint: str, region: str, lake_bucket: str) -> str:
             "s3.endpoint": s3_endpoint,
             "s3.region": region,
             "s3.path-style-access": "true",
-            "s3.aws-access-key": "${ENV:SATLAKE_S3_ACCESS_KEY}",
-            "s3.aws-secret-key": "${ENV:SATLAKE_S3_SECRET_KEY}",
+            "s3.aws-access-key": f"${{ENV:{TRINO_ACCESS_KEY_VAR}}}",
+            "s3.aws-secret-key": f"${{ENV:{TRINO_SECRET_KEY_VAR}}}",
             "delta.register-table-procedure.enabled": "true",
         }
     )

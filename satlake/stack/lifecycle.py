@@ -14,7 +14,7 @@ from pathlib import Path
 
 from satlake.settings import Settings
 from satlake.stack.config import SERVERS, StackConfig
-from satlake.stack.credentials import ensure_credentials
+from satlake.stack.credentials import StackCredentials, ensure_credentials, without_credentials
 from satlake.stack.errors import StackError
 from satlake.stack.health import kafka_health, minio_health, trino_health
 from satlake.stack.install import (
@@ -26,14 +26,15 @@ from satlake.stack.install import (
 )
 from satlake.stack.process import (
     describe_port_owner,
+    kill_process,
     owned_pid,
     port_bindable,
     process_alive,
     start_detached,
     stop_process,
 )
-from satlake.stack.provision import create_buckets, create_topics
-from satlake.stack.servers import Launch, markers, prepare_kafka, prepare_minio, prepare_trino
+from satlake.stack.provision import create_topics, provision_object_store
+from satlake.stack.servers import Launch, markers, prepare_kafka, prepare_minio, prepare_trino, restart_reason
 
 Progress = Callable[[str], None]
 
@@ -148,7 +149,7 @@ def _launch(
     config: StackConfig,
     server: str,
     installed: InstalledServers,
-    credentials: tuple[str, str] | None,
+    credentials: StackCredentials | None,
 ) -> Launch:
     if server == "kafka":
         assert installed.kafka_lib and installed.kafka_java
@@ -156,29 +157,36 @@ def _launch(
     assert credentials is not None
     if server == "minio":
         assert installed.minio_binary
-        return prepare_minio(config, installed.minio_binary, *credentials)
+        return prepare_minio(config, installed.minio_binary, credentials.root)
     assert installed.trino_server and installed.trino_java
-    return prepare_trino(config, installed.trino_server, installed.trino_java, *credentials)
+    return prepare_trino(config, installed.trino_server, installed.trino_java, credentials.trino)
 
 
 def _bring_up(
     config: StackConfig,
     server: str,
     installed: InstalledServers,
-    credentials: tuple[str, str] | None,
+    credentials: StackCredentials | None,
     progress: Progress,
 ) -> None:
     marker = markers(config)[server]
     pid = owned_pid(config.pid_file(server), marker)
     if pid is not None:
         detail = wait_until_healthy(config, server, pid, progress)
-        progress(f"{server}: already running (pid {pid}), healthy: {detail}")
-        return
+        reason = restart_reason(config, server, credentials)
+        if reason is None:
+            progress(f"{server}: already running (pid {pid}), healthy: {detail}")
+            return
+        progress(f"{server}: restarting (pid {pid}): {reason}")
+        stop_process(pid, STOP_TIMEOUT_S[server])
+        config.pid_file(server).unlink(missing_ok=True)
+        _wait_until_ports_released(config, server)
     _check_ports_free(config, server)
     launch = _launch(config, server, installed, credentials)
     pid = start_detached(
         launch.command,
-        env={**os.environ, **launch.env},
+        # A server inherits no credential but the one pair its launch gives it.
+        env={**without_credentials(os.environ), **launch.env},
         cwd=launch.cwd,
         log_file=config.log_file(server),
         pid_file=config.pid_file(server),
@@ -189,16 +197,17 @@ def _bring_up(
     progress(f"{server}: healthy: {detail}")
 
 
-def _provision(config: StackConfig, server: str, credentials: tuple[str, str] | None, progress: Progress) -> None:
+def _provision(config: StackConfig, server: str, credentials: StackCredentials | None, progress: Progress) -> None:
     if server == "kafka":
         topics = create_topics(config)
         progress(f"kafka: topics ready: {', '.join(topics)}")
     elif server == "minio":
         assert credentials is not None
-        buckets = create_buckets(config, *credentials)
+        buckets = provision_object_store(config, credentials)
         progress(
             f"minio: buckets ready: {', '.join(buckets)}; objects created in {config.landing_bucket} are "
-            f"announced on {config.object_events_topic}"
+            f"announced on {config.object_events_topic}; the pipeline's key {credentials.pipeline.access_key} may "
+            f"use only these buckets, Trino's key {credentials.trino.access_key} only reads {config.lake_bucket}"
         )
 
 
@@ -226,18 +235,44 @@ def stack_up(settings: Settings, servers: Iterable[str] = SERVERS, progress: Pro
     )
 
 
+def stop_server(settings: Settings, server: str, progress: Progress = print, *, crash: bool = False) -> int | None:
+    """Stop one server started from this stack home; its data is kept. Returns its pid (None if not running).
+
+    By default it is asked to shut down (SIGTERM, SIGKILL after a timeout); ``crash=True`` SIGKILLs it at once,
+    as a power cut would. ``stack_up(settings, [server])`` starts it again.
+    """
+    config = StackConfig.from_settings(settings)
+    [name] = requested([server])
+    pid = owned_pid(config.pid_file(name), markers(config)[name])
+    if pid is None:
+        config.pid_file(name).unlink(missing_ok=True)
+        return None
+    if crash:
+        kill_process(pid)
+        how = "killed (SIGKILL)"
+    else:
+        how = "killed after timeout" if stop_process(pid, STOP_TIMEOUT_S[name]) else "stopped"
+    config.pid_file(name).unlink(missing_ok=True)
+    _wait_until_ports_released(config, name)
+    progress(f"{name}: {how} (pid {pid})")
+    return pid
+
+
+def _wait_until_ports_released(config: StackConfig, server: str, timeout_s: float = 10.0) -> None:
+    # A killed multi-threaded server shows as dead (its main thread a zombie) a moment before its last thread
+    # closes the listening sockets; starting it again in that moment would find its own port taken.
+    deadline = time.monotonic() + timeout_s
+    host = config.host(server)
+    while not all(port_bindable(host, port) for port in config.ports(server).values()):
+        if time.monotonic() > deadline:
+            return  # `stack up` names the port and its owner if it is still taken
+        time.sleep(0.05)
+
+
 def stack_down(settings: Settings, progress: Progress = print) -> None:
     """Stop every server started from this stack home (Trino, MinIO, then Kafka); data is kept."""
-    config = StackConfig.from_settings(settings)
-    server_markers = markers(config)
     for server in reversed(SERVERS):
-        pid = owned_pid(config.pid_file(server), server_markers[server])
-        if pid is None:
-            config.pid_file(server).unlink(missing_ok=True)
-            continue
-        killed = stop_process(pid, STOP_TIMEOUT_S[server])
-        config.pid_file(server).unlink(missing_ok=True)
-        progress(f"{server}: stopped (pid {pid}{', killed after timeout' if killed else ''})")
+        stop_server(settings, server, progress)
 
 
 def stack_status(settings: Settings) -> list[ServerStatus]:

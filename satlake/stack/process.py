@@ -172,6 +172,12 @@ def stop_process(pid: int, timeout_s: float) -> bool:
             _reap(pid)
             return False
         time.sleep(0.2)
+    kill_process(pid)
+    return True
+
+
+def kill_process(pid: int) -> None:
+    """SIGKILL the process's group at once (a crash: no shutdown hook runs) and wait until it is gone."""
     _signal_group(pid, signal.SIGKILL)
     for _ in range(50):
         if not process_alive(pid):
@@ -180,7 +186,6 @@ def stop_process(pid: int, timeout_s: float) -> bool:
     _reap(pid)
     if process_alive(pid):
         raise StackError(f"process {pid} survived SIGKILL; stop it by hand (kill -9 {pid})")
-    return True
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -20,10 +20,20 @@ from satlake.stack.configs import (
     minio_environment,
     native_trino_etc_files,
 )
+from satlake.stack.credentials import (
+    ROOT_USER_VAR,
+    TRINO_ACCESS_KEY_VAR,
+    TRINO_SECRET_KEY_VAR,
+    KeyPair,
+    StackCredentials,
+)
 from satlake.stack.errors import StackError
 from satlake.stack.process import open_files_hard_limit
+from satlake.stack.provision import minio_accepts_root
 
 TRINO_MIN_OPEN_FILES = 4096
+# Trino re-reads these every few seconds (security.refresh-period, file.refresh-period): no restart needed.
+TRINO_RELOADED_FILES = ("rules.json", "groups.txt")
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,7 @@ def prepare_kafka(config: StackConfig, lib_dir: Path, java_home: Path) -> Launch
     return Launch(command=command, cwd=config.server_dir("kafka"), marker=str(server_properties))
 
 
-def prepare_minio(config: StackConfig, minio_binary: Path, access_key: str, secret_key: str) -> Launch:
+def prepare_minio(config: StackConfig, minio_binary: Path, root: KeyPair) -> Launch:
     data_dir, queue_dir = minio_paths(config)
     data_dir.mkdir(parents=True, exist_ok=True)
     queue_dir.mkdir(parents=True, exist_ok=True)
@@ -126,11 +136,11 @@ def prepare_minio(config: StackConfig, minio_binary: Path, access_key: str, secr
         command=[str(minio_binary), *minio_arguments(config, data_dir)],
         cwd=config.server_dir("minio"),
         marker=str(data_dir),
-        env=minio_environment(config, access_key, secret_key, queue_dir),
+        env=minio_environment(config, root, queue_dir),
     )
 
 
-def prepare_trino(config: StackConfig, server_dir: Path, java_home: Path, access_key: str, secret_key: str) -> Launch:
+def prepare_trino(config: StackConfig, server_dir: Path, java_home: Path, trino_key: KeyPair) -> Launch:
     hard_limit = open_files_hard_limit()
     if hard_limit < TRINO_MIN_OPEN_FILES:
         raise StackError(
@@ -140,6 +150,9 @@ def prepare_trino(config: StackConfig, server_dir: Path, java_home: Path, access
         )
     etc_dir, data_dir = trino_paths(config)
     data_dir.mkdir(parents=True, exist_ok=True)
+    # No Trino of this stack home runs when it is launched, so the launcher's own pid file is stale: its
+    # process may still be a zombie not yet reaped, which the launcher would take for a running server.
+    (data_dir / "var" / "run" / "launcher.pid").unlink(missing_ok=True)
     write_files(etc_dir, native_trino_etc_files(config))
     path = f"{java_home / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     return Launch(
@@ -155,8 +168,36 @@ def prepare_trino(config: StackConfig, server_dir: Path, java_home: Path, access
         env={
             "JAVA_HOME": str(java_home),
             "PATH": path,
-            "SATLAKE_S3_ACCESS_KEY": access_key,
-            "SATLAKE_S3_SECRET_KEY": secret_key,
+            TRINO_ACCESS_KEY_VAR: trino_key.access_key,
+            TRINO_SECRET_KEY_VAR: trino_key.secret_key,
         },
         min_open_files=TRINO_MIN_OPEN_FILES,
     )
+
+
+def refresh_trino_configuration(config: StackConfig) -> list[str]:
+    """Rewrite the files a running Trino reloads by itself (access rules, groups); name those it cannot reload
+    that differ from what this satlake renders (a restart applies them)."""
+    etc_dir = trino_paths(config)[0]
+    wanted = native_trino_etc_files(config)
+    write_files(etc_dir, {name: wanted[name] for name in TRINO_RELOADED_FILES})
+    on_disk = {name: (etc_dir / name).read_text() if (etc_dir / name).is_file() else None for name in wanted}
+    return sorted(name for name, text in wanted.items() if name not in TRINO_RELOADED_FILES and on_disk[name] != text)
+
+
+def restart_reason(config: StackConfig, server: str, credentials: StackCredentials | None) -> str | None:
+    """Why a server already running from this stack home must be restarted by `stack up`, or None.
+
+    MinIO started by a satlake whose root user was the pipeline's key refuses the root user now in the secrets
+    file; Trino started by an older satlake has another catalog file (it used the pipeline's key).
+    """
+    if server == "minio" and credentials is not None and not minio_accepts_root(config, credentials.root):
+        return (
+            f"it runs with another root user than {ROOT_USER_VAR} in {config.secrets_file} (a stack from before "
+            "the pipeline had its own least-privilege key)"
+        )
+    if server == "trino":
+        changed = refresh_trino_configuration(config)
+        if changed:
+            return f"its configuration changed ({', '.join(changed)})"
+    return None

@@ -19,6 +19,7 @@ from botocore.config import Config
 
 from satlake.resources.kafka_event_log import KafkaEventLog
 from satlake.settings import Settings
+from satlake.stack.credentials import require_stack_credentials
 from satlake.stack.provision import landing_notification_configuration
 
 pytestmark = pytest.mark.integration
@@ -26,12 +27,14 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def s3(stack: Settings) -> Any:
+    # MinIO's root user: only it may create buckets and read notification configurations.
+    root = require_stack_credentials(stack).root
     return boto3.client(
         "s3",
         endpoint_url=stack.s3_endpoint,
         region_name=stack.s3_region,
-        aws_access_key_id=stack.s3_access_key,
-        aws_secret_access_key=stack.s3_secret_key,
+        aws_access_key_id=root.access_key,
+        aws_secret_access_key=root.secret_key,
         config=Config(s3={"addressing_style": "path"}),
     )
 

@@ -21,7 +21,7 @@ CREDENTIAL_PATTERNS = {
     "AWS access key id": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     "private key block": re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----"),
     "secret assigned a literal value": re.compile(
-        r"""(?i)\b(?:[A-Z0-9_]*SECRET(?:_ACCESS)?_KEY|MINIO_ROOT_PASSWORD|AWS_SECRET_ACCESS_KEY|PASSWORD)\s*[=:]\s*"""
+        r"""(?i)\b(?:[A-Z0-9_]*SECRET(?:_ACCESS)?_KEY|[A-Z0-9_]*PASSWORD)\s*[=:]\s*"""
         r"""["']?(?!\$|\{|<|\*|changeme|example|placeholder|none|null|""|''|\s|$)[A-Za-z0-9/+=_-]{12,}"""
         r"""(?=["'\s,;#]|$)"""  # a literal ends the value; a call such as generate_credentials() is code
     ),
@@ -66,6 +66,8 @@ def test_no_tracked_file_holds_a_credential() -> None:
         "AWS_ACCESS_KEY_ID=" + "AKIA" + "IOSFODNN7EXAMPLE",
         "SATLAKE_S3_SECRET" + "_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEY",
         "MINIO_ROOT_PASS" + "WORD: 'hunter2hunter2hunter2'",
+        "SATLAKE_MINIO_ROOT_PASS" + "WORD=Zm9vYmFyYmF6cXV4cXV1eA",
+        "SATLAKE_TRINO_S3_SECRET" + "_KEY: 'wJalrXUtnFEMIK7MDENGbPxRfiCY'",
         "-----BEGIN RSA " + "PRIVATE KEY-----",
     ],
 )

@@ -42,15 +42,25 @@ def run_config(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+# One value per variable, so a test can tell which identity reached which container.
+COMPOSE_CREDENTIALS = {
+    "SATLAKE_MINIO_ROOT_USER": "compose-root",
+    "SATLAKE_MINIO_ROOT_PASSWORD": "compose-root-secret",
+    "SATLAKE_S3_ACCESS_KEY": "compose-pipeline",
+    "SATLAKE_S3_SECRET_KEY": "compose-pipeline-secret",
+    "SATLAKE_TRINO_S3_ACCESS_KEY": "compose-trino",
+    "SATLAKE_TRINO_S3_SECRET_KEY": "compose-trino-secret",
+}
+
+
 def test_compose_file_is_accepted_and_wires_the_stack_together() -> None:
-    completed = run_config({"SATLAKE_S3_ACCESS_KEY": "compose-test", "SATLAKE_S3_SECRET_KEY": "compose-secret"})
+    completed = run_config(COMPOSE_CREDENTIALS)
     assert completed.returncode == 0, completed.stderr
     services = json.loads(completed.stdout)["services"]
     assert {"kafka", "minio", "trino", "satlake-init", "dagster-webserver", "dagster-daemon"} <= set(services)
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert services["trino"]["image"] == f"trinodb/trino:{TRINO_VERSION}"
     assert services["minio"]["image"].startswith("minio/minio:")
-    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == "compose-secret"
     assert services["minio"]["environment"]["MINIO_NOTIFY_KAFKA_TOPIC_SATLAKE"] == "satlake.object-events"
     trino_mounts = {volume["target"]: volume["source"] for volume in services["trino"]["volumes"]}
     assert Path(trino_mounts["/etc/trino"]) == DOCKER_TRINO_ETC
@@ -62,11 +72,35 @@ def test_compose_file_is_accepted_and_wires_the_stack_together() -> None:
     assert services["dagster-daemon"]["command"][:2] == ["dagster-daemon", "run"]
 
 
-def test_compose_refuses_to_start_without_credentials() -> None:
-    completed = run_config({})
+def secrets_of(service: dict[str, object]) -> set[str]:
+    environment = service.get("environment") or {}
+    return {value for value in environment.values() if value in COMPOSE_CREDENTIALS.values()}  # type: ignore[union-attr]
+
+
+def test_each_container_gets_only_the_identity_it_needs() -> None:
+    completed = run_config(COMPOSE_CREDENTIALS)
+    assert completed.returncode == 0, completed.stderr
+    services = json.loads(completed.stdout)["services"]
+    root = {"compose-root", "compose-root-secret"}
+    pipeline = {"compose-pipeline", "compose-pipeline-secret"}
+    trino = {"compose-trino", "compose-trino-secret"}
+    assert secrets_of(services["minio"]) == root
+    assert services["minio"]["environment"]["MINIO_ROOT_USER"] == "compose-root"
+    # Only the one-shot provisioning holds the root user, to create the pipeline's and Trino's users.
+    assert secrets_of(services["satlake-init"]) == root | pipeline | trino
+    assert services["satlake-init"]["command"] == ["python", "-m", "satlake.stack", "provision"]
+    assert secrets_of(services["trino"]) == trino
+    assert services["trino"]["depends_on"]["satlake-init"]["condition"] == "service_completed_successfully"
+    for service in ("dagster-webserver", "dagster-daemon"):
+        assert secrets_of(services[service]) == pipeline
+    assert secrets_of(services["kafka"]) == set()
+
+
+@pytest.mark.parametrize("missing", sorted(COMPOSE_CREDENTIALS))
+def test_compose_refuses_to_start_without_any_one_credential(missing: str) -> None:
+    completed = run_config({name: value for name, value in COMPOSE_CREDENTIALS.items() if name != missing})
     assert completed.returncode != 0
-    # compose names the first missing credential it meets; which one comes first is not specified.
-    assert "SATLAKE_S3_ACCESS_KEY" in completed.stderr or "SATLAKE_S3_SECRET_KEY" in completed.stderr
+    assert f"required variable {missing} is missing" in completed.stderr
 
 
 def test_docker_trino_configuration_is_the_rendered_one() -> None:

@@ -18,6 +18,8 @@ from satlake.stack.configs import (
     native_trino_etc_files,
     trino_jvm_config,
 )
+from satlake.stack.credentials import KeyPair
+from satlake.stack.servers import refresh_trino_configuration, restart_reason, write_files
 from satlake.stack.versions import KAFKA_VERSION, LOG4J_VERSION
 
 
@@ -109,7 +111,8 @@ def test_kafka_pom_pins_the_broker_and_its_log4j2_backend() -> None:
 
 
 def test_minio_announces_to_the_object_events_topic_with_a_durable_queue(config: StackConfig, tmp_path: Path) -> None:
-    environment = minio_environment(config, "key", "secret-value", tmp_path / "queue")
+    environment = minio_environment(config, KeyPair("root-user", "root-secret"), tmp_path / "queue")
+    assert (environment["MINIO_ROOT_USER"], environment["MINIO_ROOT_PASSWORD"]) == ("root-user", "root-secret")
     assert environment["MINIO_NOTIFY_KAFKA_ENABLE_SATLAKE"] == "on"
     assert environment["MINIO_NOTIFY_KAFKA_BROKERS_SATLAKE"] == "127.0.0.1:19092"
     assert environment["MINIO_NOTIFY_KAFKA_TOPIC_SATLAKE"] == "satlake.object-events"
@@ -119,7 +122,7 @@ def test_minio_announces_to_the_object_events_topic_with_a_durable_queue(config:
     assert arguments[-4:] == ["--address", "127.0.0.1:19000", "--console-address", "127.0.0.1:19001"]
 
 
-def test_trino_catalog_reads_credentials_from_the_environment_not_from_disk(config: StackConfig) -> None:
+def test_trino_catalog_reads_its_own_key_from_the_environment_not_from_disk(config: StackConfig) -> None:
     files = native_trino_etc_files(config)
     catalog = parse_properties(files["catalog/lake.properties"])
     assert catalog["connector.name"] == "delta_lake"
@@ -127,7 +130,9 @@ def test_trino_catalog_reads_credentials_from_the_environment_not_from_disk(conf
     assert catalog["s3.endpoint"] == "http://127.0.0.1:19000"
     assert catalog["s3.path-style-access"] == "true"
     assert catalog["delta.register-table-procedure.enabled"] == "true"
-    assert catalog["s3.aws-secret-key"] == "${ENV:SATLAKE_S3_SECRET_KEY}"
+    # Trino's key, not the pipeline's: it may read the lake and write only the metastore.
+    assert catalog["s3.aws-access-key"] == "${ENV:SATLAKE_TRINO_S3_ACCESS_KEY}"
+    assert catalog["s3.aws-secret-key"] == "${ENV:SATLAKE_TRINO_S3_SECRET_KEY}"
     server = parse_properties(files["config.properties"])
     assert server["http-server.http.port"] == "18080"
     assert server["node.bind-ip"] == "127.0.0.1"
@@ -139,3 +144,21 @@ def test_trino_catalog_reads_credentials_from_the_environment_not_from_disk(conf
 
 def test_trino_heap_is_configurable() -> None:
     assert "-Xmx3G\n" in trino_jvm_config("3G")
+
+
+def test_a_running_trino_gets_new_rules_at_once_and_a_restart_only_for_what_it_cannot_reload(
+    config: StackConfig,
+) -> None:
+    etc_dir = config.server_dir("trino") / "etc"
+    rendered = native_trino_etc_files(config)
+    write_files(etc_dir, rendered)
+    assert refresh_trino_configuration(config) == []
+    assert restart_reason(config, "trino", None) is None
+    # As an older satlake left them: other rules, and a catalog reading the pipeline's key.
+    (etc_dir / "rules.json").write_text("{}\n")
+    catalog = etc_dir / "catalog" / "lake.properties"
+    catalog.write_text(catalog.read_text().replace("SATLAKE_TRINO_S3_", "SATLAKE_S3_"))
+    assert refresh_trino_configuration(config) == ["catalog/lake.properties"]
+    assert (etc_dir / "rules.json").read_text() == rendered["rules.json"]  # Trino re-reads it within seconds
+    assert restart_reason(config, "trino", None) == "its configuration changed (catalog/lake.properties)"
+    assert restart_reason(config, "kafka", None) is None
