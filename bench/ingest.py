@@ -125,46 +125,6 @@ def bronze_step(lake_root: str) -> dict[str, Any]:
     return {"events": rows + rejects, "rows": rows, "rejects": rejects, "decode_s": decode_s, "days": len(days)}
 
 
-def columnar_day_hints(payloads: list[bytes], received_at_ns: int) -> list[Any]:
-    """Prototype of a faster ``event_day_hint`` for a whole batch: columnar decode, numpy day arithmetic.
-
-    Same rule as satlake's: the event's own day when its timestamp is readable and at most the clock skew past
-    arrival, else the arrival day.
-    """
-    import numpy as np
-
-    from satlake.telemetry.codec import decode_event_columns
-    from satlake.telemetry.ingest import MAX_CLOCK_SKEW_NS, NANOS_PER_DAY
-
-    decoded = decode_event_columns(payloads)
-    timestamps = np.full(len(payloads), received_at_ns, dtype=np.int64)
-    if len(decoded):
-        found = np.array(decoded.timestamp_ns, dtype=np.uint64)
-        plausible = (found > 0) & (found <= received_at_ns + MAX_CLOCK_SKEW_NS)
-        index = np.array(decoded.source_index, dtype=np.int64)
-        timestamps[index[plausible]] = found[plausible].astype(np.int64)
-    return (timestamps // NANOS_PER_DAY).astype("datetime64[D]").tolist()
-
-
-def day_routing_step(kind: str, location: str, topic: str, limit: int) -> dict[str, Any]:
-    """Time satlake's per-event ``event_day_hint`` against the columnar prototype on the same records."""
-    from satlake.telemetry.ingest import event_day_hint
-
-    event_log = open_event_log(kind, location)
-    records = event_log.read(topic, dict.fromkeys(event_log.end_offsets(topic), 0), limit)
-    payloads = [r.value for r in records]
-    received_ns = time.time_ns()
-    started = time.perf_counter()
-    current = [event_day_hint(p, received_ns) for p in payloads]
-    current_s = time.perf_counter() - started
-    started = time.perf_counter()
-    prototype = columnar_day_hints(payloads, received_ns)
-    prototype_s = time.perf_counter() - started
-    if current != prototype:
-        raise RuntimeError("the columnar day routing prototype disagrees with event_day_hint")
-    return {"events": len(payloads), "event_day_hint_s": current_s, "columnar_prototype_s": prototype_s}
-
-
 def data_files(table_dir: Path) -> int:
     return sum(1 for _ in table_dir.rglob("*.parquet"))
 
@@ -216,27 +176,6 @@ def measure(
             },
         )
     )
-    routing = run_isolated(day_routing_step, kind, location, topic, min(events, 300_000)).value
-    rows.append(
-        {
-            "log": label,
-            "system": "satlake event_day_hint (per event)",
-            "step": "route events to days (part of ingest)",
-            "events": routing["events"],
-            "wall_s": round(routing["event_day_hint_s"], 2),
-            "events_per_s": round(routing["events"] / routing["event_day_hint_s"]),
-        }
-    )
-    rows.append(
-        {
-            "log": label,
-            "system": "prototype: decode_event_columns + numpy",
-            "step": "route events to days (same answer)",
-            "events": routing["events"],
-            "wall_s": round(routing["columnar_prototype_s"], 2),
-            "events_per_s": round(routing["events"] / routing["columnar_prototype_s"]),
-        }
-    )
     rows.append(
         {
             "log": label,
@@ -261,8 +200,10 @@ def measure_kafka(bootstrap: str, workdir: Path, events: int) -> list[dict[str, 
         event_log.admin.delete_topics([topic])
 
 
-def run(size: str, workdir: Path, kafka: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    events = EVENTS[size]
+def run(
+    size: str, workdir: Path, kafka: str | None, events: int | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    events = events or EVENTS[size]
     rows = measure("local", str(workdir / "eventlog"), workdir, events, "embedded")
     notes = [f"{events} events, {SATELLITES} satellites, 1% faults, {PARTITIONS} partitions, batch {BATCH_SIZE}"]
     if kafka:
@@ -285,9 +226,6 @@ def run(size: str, workdir: Path, kafka: str | None) -> tuple[list[dict[str, Any
                 ours["events_per_s"] >= 0.5 * ceiling["events_per_s"] and ours["events_per_s"] >= TARGET_EVENTS_PER_S,
             )
         )
-    comparisons.append(
-        comparison("ingest vs Spark Structured Streaming", None, None, ">= 3x", None, "Spark peer not measured")
-    )
     return rows, comparisons, notes
 
 
@@ -297,16 +235,18 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--kafka", default=None, help="bootstrap servers of a Kafka broker to also measure")
+    parser.add_argument("--events", type=int, default=None, help="events to produce (default: by --size)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="satlake-bench-ingest-", dir=args.workdir) as scratch:
-        rows, comparisons, notes = run(args.size, Path(scratch), args.kafka)
+        rows, comparisons, notes = run(args.size, Path(scratch), args.kafka, args.events)
     print_table(rows)
     print()
     print_table(comparisons)
     for note in notes:
         print(note)
-    data_size = f"{EVENTS[args.size]:,} FlatBuffers events on {PARTITIONS} partitions"
-    extra = f"--kafka {args.kafka}" if args.kafka else ""
+    data_size = f"{args.events or EVENTS[args.size]:,} FlatBuffers events on {PARTITIONS} partitions"
+    options = [f"--kafka {args.kafka}" if args.kafka else "", f"--events {args.events}" if args.events else ""]
+    extra = " ".join(option for option in options if option)
     path = write_result("ingest", args.size, data_size, rows, comparisons, args.out, notes, extra)
     print(f"wrote {path}")
     return path
