@@ -115,7 +115,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    if not args.follow:
+    if args.workers > 1:
+        if args.follow:
+            raise CliError("--workers runs until caught up; use one worker with --follow")
+        from functools import partial
+
+        from satlake.telemetry.ingest import ingest_in_parallel, log_and_lake_from_settings
+
+        report = ingest_in_parallel(partial(log_and_lake_from_settings, settings), topic, args.workers, args.batch_size)
+    elif not args.follow:
         report = ingest_until_caught_up(resources.event_log, resources.lakehouse, topic, args.batch_size, progress=show)
     else:
         stop = threading.Event()
@@ -219,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--follow", action="store_true", help="keep ingesting as events arrive, until Ctrl-C")
     ingest.add_argument("--batch-size", type=int, default=100_000, help="most events per Delta commit")
+    ingest.add_argument(
+        "--workers", type=int, default=1, help="processes, each ingesting a share of the partitions (default 1)"
+    )
     ingest.add_argument("--stack", action="store_true")
     ingest.set_defaults(func=cmd_ingest)
 

@@ -7,7 +7,7 @@ commit as the rows, and passes them back as ``start_offsets`` on the next read.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,10 +155,11 @@ class EventLog(ABC):
         start_offsets: Mapping[int, int],
         max_records: int,
         timeout_s: float = 5.0,
+        partitions: Collection[int] | None = None,
     ) -> RecordColumns:
         """Up to ``max_records`` records at or after ``start_offsets`` (partitions missing there start at 0),
         in offset order within each partition, as columns. Returns fewer (possibly none) when the log is
-        exhausted."""
+        exhausted. ``partitions`` restricts the read to those partitions (default: all)."""
 
     def read(
         self,

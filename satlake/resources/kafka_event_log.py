@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -198,11 +198,14 @@ class KafkaEventLog(EventLog):
         start_offsets: Mapping[int, int],
         max_records: int,
         timeout_s: float = 5.0,
+        partitions: Collection[int] | None = None,
     ) -> RecordColumns:
         nothing = RecordColumns.from_lists(topic, [], [], [], [], [])
         if max_records <= 0:
             return nothing
         marks = self.watermarks(topic)
+        if partitions is not None:
+            marks = {p: mark for p, mark in marks.items() if p in partitions}
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}
         for partition, (low, high) in marks.items():

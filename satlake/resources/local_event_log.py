@@ -36,7 +36,7 @@ import struct
 import time
 import zlib
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -879,11 +879,14 @@ class LocalEventLog(EventLog):
         start_offsets: Mapping[int, int],
         max_records: int,
         timeout_s: float = 5.0,
+        partitions: Collection[int] | None = None,
     ) -> RecordColumns:
         validate_topic_name(topic)
         deadline = time.monotonic() + max(timeout_s, 0.0)
         while True:
             tails = self.committed_tails(topic)
+            if partitions is not None:
+                tails = {p: tail for p, tail in tails.items() if p in partitions}
             starts = self._start_offsets(topic, tails, start_offsets)
             pending = {p: tails[p].next_offset - starts[p] for p in tails if tails[p].next_offset > starts[p]}
             if pending and max_records > 0:

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -19,6 +21,7 @@ import pyarrow.compute as pc
 
 from satlake.resources.event_log import EventLog, LogRecord, RecordColumns
 from satlake.resources.lakehouse import ExactlyOnceWriter, Lakehouse
+from satlake.settings import Settings
 from satlake.telemetry.codec import EventDecodeError, canonical_timestamps, decode_event_fields
 from satlake.telemetry.tables import RAW_TELEMETRY_EVENTS, RAW_TELEMETRY_EVENTS_SCHEMA, UTC_MICROS, UTC_MILLIS
 
@@ -164,12 +167,12 @@ class PreparedBatch:
 def prepare_batch(
     event_log: EventLog, topic: str, start: Mapping[int, int], max_records: int, stop_at: Mapping[int, int]
 ) -> PreparedBatch | None:
-    """Read up to ``max_records`` events from ``start`` (never at or past ``stop_at``) and build their rows.
-
-    None when there is nothing to read. Raises when the log skipped or repeated an offset."""
+    """Read up to ``max_records`` events of the partitions in ``start`` from there (never at or past
+    ``stop_at``) and build their rows. None when there is nothing to read. Raises when the log skipped or
+    repeated an offset."""
     if all(offset >= stop_at.get(partition, 0) for partition, offset in start.items()):
         return None
-    records = event_log.read_columns(topic, start, max_records).before(stop_at)
+    records = event_log.read_columns(topic, start, max_records, partitions=list(start)).before(stop_at)
     if not len(records):
         return None
     following = check_contiguous(records, start)
@@ -260,16 +263,19 @@ def ingest_until_caught_up(
     batch_size: int = 50_000,
     max_batches: int | None = None,
     progress: Callable[[IngestBatch], None] | None = None,
+    partitions: Collection[int] | None = None,
 ) -> IngestReport:
     """Commit batches until the offsets seen at the start are all consumed (events arriving meanwhile wait
     for the next run, so a busy topic cannot keep one run going forever).
 
     The next batch is read while the previous one commits (``BatchCommitter``); offsets come from the raw
-    table once, at the start, and each batch continues where the previous one ended."""
+    table once, at the start, and each batch continues where the previous one ended. ``partitions`` limits
+    the run to some of the topic's partitions (``ingest_in_parallel`` gives each process its share)."""
     started = time.perf_counter()
     stop_at = event_log.end_offsets(topic)
     writer = lakehouse.exactly_once_writer(RAW_TELEMETRY_EVENTS)
-    offsets = committed_offsets(writer, topic, event_log.partitions(topic))
+    chosen = event_log.partitions(topic) if partitions is None else sorted(partitions)
+    offsets = committed_offsets(writer, topic, chosen)
     report = IngestReport()
     committer = BatchCommitter(writer, topic)
 
@@ -323,3 +329,56 @@ def ingest_continuously(
             time.sleep(poll_interval_s)
     report.seconds = time.perf_counter() - started
     return report
+
+
+LogAndLake = Callable[[], tuple[EventLog, Lakehouse]]
+
+
+def log_and_lake_from_settings(settings: Settings) -> tuple[EventLog, Lakehouse]:
+    """The event log and lakehouse of ``settings``' mode (for ``ingest_in_parallel`` through ``partial``)."""
+    from satlake.resources import build_resources
+
+    resources = build_resources(settings)
+    return resources.event_log, resources.lakehouse
+
+
+def _ingest_share(open_log_and_lake: LogAndLake, topic: str, partitions: list[int], batch_size: int) -> IngestReport:
+    event_log, lakehouse = open_log_and_lake()
+    try:
+        return ingest_until_caught_up(event_log, lakehouse, topic, batch_size, partitions=partitions)
+    finally:
+        event_log.close()
+
+
+def ingest_in_parallel(
+    open_log_and_lake: LogAndLake, topic: str, workers: int, batch_size: int = 100_000
+) -> IngestReport:
+    """``ingest_until_caught_up`` in ``workers`` processes, each owning a share of the topic's partitions.
+
+    Kafka's consumer-per-partition model: reading and building rows is Python work bound to one core per
+    process, so a busy topic is ingested by several. Each partition's offsets are its own application
+    transaction, so the processes' commits never conflict (Delta serialises them), and a crash of any of
+    them loses and duplicates nothing, exactly as with one process. ``open_log_and_lake`` must be picklable
+    (a module-level function, or a ``functools.partial`` of one such as ``log_and_lake_from_settings``).
+    """
+    event_log, lakehouse = open_log_and_lake()
+    partitions = event_log.partitions(topic)
+    event_log.close()
+    if not partitions:
+        return IngestReport()
+    if lakehouse.open(RAW_TELEMETRY_EVENTS) is None:
+        # Created once here: two processes creating the table at the same moment would conflict.
+        lakehouse.append_exactly_once(
+            RAW_TELEMETRY_EVENTS,
+            RAW_TELEMETRY_EVENTS_SCHEMA.empty_table(),
+            partition_by=["event_date"],
+            app_transactions={},
+        )
+    shares = [share for share in (partitions[index::workers] for index in range(workers)) if share]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
+        calls = [pool.submit(_ingest_share, open_log_and_lake, topic, share, batch_size) for share in shares]
+        reports = [call.result() for call in calls]
+    merged = IngestReport(batches=[batch for report in reports for batch in report.batches])
+    merged.seconds = time.perf_counter() - started
+    return merged

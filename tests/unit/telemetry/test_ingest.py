@@ -138,3 +138,26 @@ def test_batch_day_hints_match_the_single_event_rule() -> None:
         encode_event(TelemetryReading("SAT-001", 2**64 - 1, 1, 1, 500, 0, 0, 0)),
     ]
     assert event_day_hints(payloads, received).to_pylist() == [event_day_hint(p, received) for p in payloads]
+
+
+def test_parallel_workers_share_the_partitions_and_ingest_every_event_once(tmp_path: Path) -> None:
+    from functools import partial
+
+    from satlake.resources import build_resources
+    from satlake.settings import Settings
+    from satlake.telemetry.ingest import ingest_in_parallel, log_and_lake_from_settings
+
+    settings = Settings.from_env({"SATLAKE_ROOT": str(tmp_path)})
+    resources = build_resources(settings)
+    resources.event_log.create_topic(TOPIC, 4)
+    publish(resources.event_log, 3_000, time.time_ns() - DAY_NS)  # type: ignore[arg-type]
+    open_log_and_lake = partial(log_and_lake_from_settings, settings)
+    report = ingest_in_parallel(open_log_and_lake, TOPIC, workers=2, batch_size=400)
+    assert report.events == 3_000
+    # Each worker committed its own partitions' offsets; together they cover the whole log.
+    filled = {p for p, end in resources.event_log.end_offsets(TOPIC).items() if end}
+    assert len(filled) >= 2 and {p for batch in report.batches for p in batch.end_offsets} == filled
+    positions = raw_positions(resources.lakehouse)
+    assert len(positions) == len(set(positions)) == 3_000
+    assert committed_offsets(resources.lakehouse, TOPIC, [0, 1, 2, 3]) == resources.event_log.end_offsets(TOPIC)
+    assert ingest_in_parallel(open_log_and_lake, TOPIC, workers=2).events == 0
