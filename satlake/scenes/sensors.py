@@ -34,6 +34,10 @@ from satlake.scenes.tables import SCENE_REJECTS
 from satlake.settings import Settings
 
 MAX_EVENTS_PER_READ = 1000
+# A read returns as soon as it reaches the end offsets the log reported when it started, so this only bounds the
+# wait for events the broker already holds. On a busy machine Kafka can take over a second to deliver them after a
+# (re)assignment; a shorter wait skipped the tick and delayed every landed scene by a whole pass (seen in the soak).
+MAX_READ_WAIT_S = 10.0
 MAX_EVENTS_PER_TICK = 20_000
 INCOMPLETE_SCENE_TIMEOUT = timedelta(hours=24)
 MAX_TAG_CHARS = 4000  # run tags are for short values; longer key lists are found again by raw/scenes
@@ -41,7 +45,6 @@ MAX_TAG_CHARS = 4000  # run tags are for short values; longer key lists are foun
 scene_pipeline_job = dg.define_asset_job(
     "scene_pipeline_job",
     selection=dg.AssetSelection.assets(*SCENE_ASSET_KEYS),
-    partitions_def=SCENE_PARTITIONS,
     description="Raw copy, COGs, NDVI, quicklook, STAC item and forest change of one scene",
 )
 
@@ -174,7 +177,7 @@ def object_events_sensor(
     records: list[LogRecord] = []
     offsets = dict(cursor.offsets)
     while len(records) < MAX_EVENTS_PER_TICK and event_log.partitions(topic):
-        batch = event_log.read(topic, offsets, MAX_EVENTS_PER_READ, timeout_s=0.2)
+        batch = event_log.read(topic, offsets, MAX_EVENTS_PER_READ, timeout_s=MAX_READ_WAIT_S)
         if not batch:
             break
         records += batch

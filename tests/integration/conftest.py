@@ -11,63 +11,18 @@ tool is absent).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from satlake.settings import Mode, Settings
 from satlake.stack import InstallToolMissing, StackConfig, install_servers, stack_down, stack_up
+from satlake.stack.isolated import isolated_stack_environment
 
 
 def _progress(message: str) -> None:
     print(f"[stack] {message}", file=sys.stderr, flush=True)
-
-
-def _port_pair_free(port: int) -> bool:
-    for candidate in (port, port + 1):
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", candidate))
-            except OSError:
-                return False
-    return True
-
-
-def free_port_pair(taken: set[int]) -> int:
-    """A port p such that p and p+1 are free (Kafka broker+controller, MinIO API+console)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 65000 and not {port, port + 1} & taken and _port_pair_free(port):
-            taken.update({port, port + 1})
-            return port
-    raise RuntimeError("no two adjacent free TCP ports found on 127.0.0.1")
-
-
-def isolated_stack_environment(root: Path) -> dict[str, str]:
-    """Environment for a private stack: own root, secrets and ports; the binaries cache stays shared."""
-    taken: set[int] = set()
-    kafka_port, minio_port, trino_port = free_port_pair(taken), free_port_pair(taken), free_port_pair(taken)
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("SATLAKE_") or key in ("SATLAKE_SERVERS_CACHE", "SATLAKE_TRINO_JAVA_HOME")
-    }
-    environment.update(
-        {
-            "SATLAKE_MODE": "stack",
-            "SATLAKE_ROOT": str(root),
-            "SATLAKE_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
-            "SATLAKE_S3_ENDPOINT": f"http://127.0.0.1:{minio_port}",
-            "SATLAKE_TRINO_PORT": str(trino_port),
-        }
-    )
-    return environment
 
 
 @pytest.fixture(scope="session")

@@ -35,12 +35,12 @@ from satlake.stack.credentials import (
     require_stack_credentials,
     write_secret_values,
 )
+from satlake.stack.isolated import free_port_pair
 from satlake.stack.lifecycle import install_servers, stack_down, stack_up, wait_until_healthy
 from satlake.stack.process import start_detached
 from satlake.stack.provision import PIPELINE_POLICY, create_buckets, minio_admin, s3_client
 from satlake.stack.servers import prepare_minio, trino_paths
 from satlake.telemetry.curated import DBT_PROJECT_DIR, dbt_environment
-from tests.integration.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
 
