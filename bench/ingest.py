@@ -84,9 +84,9 @@ def read_only_step(kind: str, location: str, topic: str) -> dict[str, Any]:
     offsets = dict.fromkeys(end, 0)
     events = 0
     while any(offsets[p] < end[p] for p in end):
-        records = event_log.read(topic, offsets, BATCH_SIZE)
-        for record in records:
-            offsets[record.partition] = record.offset + 1
+        records = event_log.read_columns(topic, offsets, BATCH_SIZE)
+        for partition in set(records.partition.tolist()):
+            offsets[partition] = int(records.offset[records.partition == partition].max()) + 1
         events += len(records)
     return {"events": events}
 
@@ -162,7 +162,7 @@ def measure(
         }
 
     ceiling = run_isolated(read_only_step, kind, location, topic)
-    name = "bare confluent-kafka consume" if kind == "kafka" else "bare LocalEventLog.read"
+    name = "bare confluent-kafka consume" if kind == "kafka" else "bare LocalEventLog.read_columns"
     rows.append(row(name, "read only, no decode, no sink", ceiling, ceiling.value["events"]))
     for workers in (1, WORKERS):
         lake = lake_root if workers == 1 else f"{lake_root}-{workers}-workers"
