@@ -262,17 +262,24 @@ class ExactlyOnceWriter:
         """Append ``data`` and set the application transactions in ONE commit; returns its version."""
         transactions = [Transaction(app_id=app_id, version=v) for app_id, v in app_transactions.items()]
         creating = self.delta_table is None
-        write_deltalake(
-            self.lakehouse.uri(self.table) if creating else self.delta_table,
-            data,
-            mode="append",
-            partition_by=list(partition_by),
-            storage_options=self.lakehouse.storage_options or None if creating else None,
-            configuration=DEFAULT_TABLE_CONFIGURATION if creating else None,
-            commit_properties=CommitProperties(
-                app_transactions=transactions, custom_metadata=dict(commit_metadata or {})
-            ),
-        )
+        try:
+            write_deltalake(
+                self.lakehouse.uri(self.table) if creating else self.delta_table,
+                data,
+                mode="append",
+                partition_by=list(partition_by),
+                storage_options=self.lakehouse.storage_options or None if creating else None,
+                configuration=DEFAULT_TABLE_CONFIGURATION if creating else None,
+                commit_properties=CommitProperties(
+                    app_transactions=transactions, custom_metadata=dict(commit_metadata or {})
+                ),
+            )
+        except CommitFailedError as error:
+            raise CommitFailedError(
+                f"{self.table}: the commit advancing {sorted(app_transactions)} was refused ({error}). Either another "
+                "writer committed these application transactions first, or this commit's answer was lost and it is "
+                "already in the table. Nothing was duplicated; rerun to continue from the committed versions"
+            ) from error
         if creating:
             self.delta_table = self.lakehouse.open(self.table)
         return self.lakehouse.committed(self.table, self.delta_table)

@@ -109,7 +109,7 @@ class TrinoLake:
                 user=as_user,
             ) from error
         finally:
-            cursor.close()
+            _close_quietly(cursor)
         columns = [column[0] for column in cursor.description or []]
         return columns, [tuple(row) for row in rows]
 
@@ -193,6 +193,15 @@ class TrinoLake:
         for connection in self._connections.values():
             connection.close()
         self._connections.clear()
+
+
+def _close_quietly(cursor: trino.dbapi.Cursor) -> None:
+    """Close ``cursor`` without hiding why its query failed: closing cancels a query still running, and when
+    Trino went away mid-query that cancel fails too, with an error that would replace the useful one."""
+    try:
+        cursor.close()
+    except (TrinoConnectionError, TrinoQueryError, OSError) as error:
+        log.warning("could not close a Trino cursor (the query is cancelled or gone with the server): %s", error)
 
 
 def _shorten(sql: str, limit: int = 200) -> str:

@@ -10,7 +10,7 @@ acquisition of the tile in the catalog table, so it comes last.
 import json
 import posixpath
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -479,6 +479,12 @@ def _item_assets(lakehouse: Lakehouse, store: ObjectStore, meta: SceneMetadata, 
     return assets
 
 
+def children_before_parents(paths: Iterable[Path]) -> list[Path]:
+    """Static-catalog files in upload order: deepest first (items, then collections, then catalog.json), so a
+    write that fails part-way leaves every link pointing at a file already there, never at a missing one."""
+    return sorted(paths, key=lambda path: (-len(path.parts), path.as_posix()))
+
+
 def rewrite_static_catalog(lakehouse: Lakehouse, store: ObjectStore) -> tuple[int, dict[str, dict]]:
     """Rewrite ``stac/`` from every row of the catalog table, with collections' extents recomputed."""
     table = lakehouse.read(CATALOG_ITEMS, columns=["collection", "item_json"])
@@ -497,7 +503,7 @@ def rewrite_static_catalog(lakehouse: Lakehouse, store: ObjectStore) -> tuple[in
         with tempfile.TemporaryDirectory(prefix="satlake-stac-") as scratch_dir:
             scratch = Path(scratch_dir)
             write_static_catalog(scratch, collections, items)
-            for path in sorted((scratch / "stac").rglob("*.json")):
+            for path in children_before_parents((scratch / "stac").rglob("*.json")):
                 store.put_file(path, path.relative_to(scratch).as_posix())
     return len(items), collections
 
