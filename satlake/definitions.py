@@ -10,6 +10,7 @@ from satlake.scenes.definitions import scene_definitions
 from satlake.settings import Settings
 from satlake.telemetry.assets import bronze_telemetry, raw_telemetry_events
 from satlake.telemetry.curated import build_curated_assets, build_dbt_resource
+from satlake.telemetry.maintenance import cluster_telemetry_days_job, cluster_telemetry_days_schedule
 from satlake.telemetry.sensors import (
     bronze_days_sensor,
     bronze_telemetry_job,
@@ -23,8 +24,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     resources = build_resources(settings)
     telemetry = dg.Definitions(
         assets=[raw_telemetry_events, bronze_telemetry, build_curated_assets(settings)],
-        jobs=[ingest_telemetry_job, bronze_telemetry_job],
+        jobs=[ingest_telemetry_job, bronze_telemetry_job, cluster_telemetry_days_job],
         sensors=[telemetry_events_sensor, bronze_days_sensor],
+        schedules=[cluster_telemetry_days_schedule],
         resources={**resources.as_dagster_resources(), "dbt": build_dbt_resource(settings)},
     )
     return dg.Definitions.merge(telemetry, scene_definitions(settings))
