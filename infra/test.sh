@@ -8,4 +8,7 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 # A cold install downloads Trino and builds MinIO (10-20 minutes once); the test fixture reports and skips
 # the integration tests only if a build tool is missing altogether.
 python3 -m satlake.stack install || echo "warning: the native stack could not be installed; see the message above"
+# The pgstac peer of the catalog-search benchmark (PostgreSQL + PostGIS from apt-get, pypgstac from pip; about a
+# second once installed); without it the benchmark's smoke test runs satlake alone and reports the peer skipped.
+bash bench/peers/install_pgstac.sh || echo "warning: pgstac peer not installed; its smoke test will skip"
 python3 -m pytest "$@"

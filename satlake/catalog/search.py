@@ -11,7 +11,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from satlake.resources.trino import TrinoLake
 
 Dialect = Literal["duckdb", "trino"]
 DIALECTS: tuple[str, ...] = ("duckdb", "trino")
@@ -183,33 +186,42 @@ def validate_table_ref(table_ref: str) -> str:
     return table_ref
 
 
-def _longitude_clause(west: float, east: float, params: list[Any]) -> str:
-    # Items crossing the antimeridian are stored with bbox_xmin > bbox_xmax and cover [xmin, 180] and
-    # [-180, xmax]; such an item meets [west, east] when either piece does.
-    params.extend([east, west, east, west])
-    return (
-        '(("bbox_xmin" <= "bbox_xmax" AND "bbox_xmin" <= ? AND "bbox_xmax" >= ?)'
-        ' OR ("bbox_xmin" > "bbox_xmax" AND ("bbox_xmin" <= ? OR "bbox_xmax" >= ?)))'
-    )
+def _quoted_column(name: str) -> str:
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"column {name!r} is not an identifier (letters, digits and '_')")
+    return f'"{name}"'
 
 
-def search_sql(query: SearchQuery, table_ref: str, dialect: Dialect = "duckdb") -> tuple[str, list[Any]]:
-    """A parameterised (``?`` placeholders) SELECT over the catalog table, newest first.
+def _longitude_branches(west: float, east: float) -> list[tuple[str, list[Any]]]:
+    """Disjoint conditions on the longitude columns whose union is "the item meets [west, east] in longitude".
 
-    DuckDB and the Trino DB-API client both bind ``?`` parameters; the statement text is the same for both.
+    Items crossing the antimeridian are stored with bbox_xmin > bbox_xmax (``crosses_antimeridian``) and cover
+    [xmin, 180] and [-180, xmax]. Splitting on that flag leaves each branch a plain conjunction of column-vs-value
+    comparisons, which DuckDB and Trino push into the Parquet reader to skip row groups and files by their
+    min/max statistics; one OR across columns would make every row group a candidate.
     """
-    if dialect not in DIALECTS:
-        raise ValueError(f"SQL dialect {dialect!r} is not supported; use one of {DIALECTS}")
-    table = validate_table_ref(table_ref)
+    if west <= east:
+        return [
+            ('"crosses_antimeridian" = FALSE AND "bbox_xmin" <= ? AND "bbox_xmax" >= ?', [east, west]),
+            ('"crosses_antimeridian" = TRUE AND ("bbox_xmin" <= ? OR "bbox_xmax" >= ?)', [east, west]),
+        ]
+    # The query itself crosses: it is [west, 180] plus [-180, east]. Every crossing item contains longitude 180,
+    # so meets it; an ordinary item meets it when it reaches west, or else (disjoint branch) when it reaches east.
+    return [
+        ('"crosses_antimeridian" = FALSE AND "bbox_xmax" >= ?', [west]),
+        ('"crosses_antimeridian" = FALSE AND "bbox_xmax" < ? AND "bbox_xmin" <= ?', [west, east]),
+        ('"crosses_antimeridian" = TRUE', []),
+    ]
+
+
+def _filter_conditions(query: SearchQuery) -> tuple[list[str], list[Any]]:
+    """The conditions every row must meet apart from longitude, with their parameters in order."""
     conditions: list[str] = []
     params: list[Any] = []
     if query.bbox is not None:
-        west, south, east, north = query.bbox
+        _, south, _, north = query.bbox
+        conditions.append('"bbox_ymin" <= ? AND "bbox_ymax" >= ?')
         params.extend([north, south])
-        latitude = '"bbox_ymin" <= ? AND "bbox_ymax" >= ?'
-        ranges = [(west, east)] if west <= east else [(west, 180.0), (-180.0, east)]
-        longitude = " OR ".join(_longitude_clause(w, e, params) for w, e in ranges)
-        conditions.append(f"({latitude} AND ({longitude}))")
     if query.datetime_range is not None:
         start, end = query.datetime_range
         if start is not None:
@@ -225,12 +237,35 @@ def search_sql(query: SearchQuery, table_ref: str, dialect: Dialect = "duckdb") 
         placeholders = ", ".join("?" for _ in query.collections)
         conditions.append(f'"collection" IN ({placeholders})')
         params.extend(query.collections)
+    return conditions, params
 
-    columns = ", ".join(f'"{column}"' for column in SEARCH_COLUMNS)
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+def search_sql(
+    query: SearchQuery, table_ref: str, dialect: Dialect = "duckdb", columns: Sequence[str] = SEARCH_COLUMNS
+) -> tuple[str, list[Any]]:
+    """A parameterised (``?`` placeholders) SELECT over the catalog table, newest first.
+
+    With a bbox the statement is a UNION ALL of disjoint branches (see :func:`_longitude_branches`), each
+    already cut to the limit, so every branch can skip data by statistics. DuckDB and the Trino DB-API client
+    both bind ``?`` parameters; the statement text is the same for both.
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"SQL dialect {dialect!r} is not supported; use one of {DIALECTS}")
+    table = validate_table_ref(table_ref)
+    conditions, params = _filter_conditions(query)
+    selected = ", ".join(_quoted_column(column) for column in columns)
     # limit is a validated int (SearchQuery), never user text; Trino does not accept a parameter in LIMIT.
-    sql = f'SELECT {columns} FROM {table}{where} ORDER BY "datetime" DESC, "id" ASC LIMIT {int(query.limit)}'
-    return sql, params
+    order = f'ORDER BY "datetime" DESC, "id" ASC LIMIT {int(query.limit)}'
+    if query.bbox is None:
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return f"SELECT {selected} FROM {table}{where} {order}", params
+    west, _, east, _ = query.bbox
+    branches: list[str] = []
+    branch_params: list[Any] = []
+    for longitude, longitude_params in _longitude_branches(west, east):
+        branches.append(f"(SELECT {selected} FROM {table} WHERE {' AND '.join([*conditions, longitude])} {order})")
+        branch_params.extend([*params, *longitude_params])
+    return f'SELECT {selected} FROM ({" UNION ALL ".join(branches)}) AS "matches" {order}', branch_params
 
 
 def search_catalog_duckdb(con: Any, table_ref: str, query: SearchQuery) -> list[dict[str, Any]]:
@@ -239,3 +274,12 @@ def search_catalog_duckdb(con: Any, table_ref: str, query: SearchQuery) -> list[
     cursor = con.execute(sql, params)
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def search_catalog_trino(
+    trino: TrinoLake, table_ref: str, query: SearchQuery, user: str | None = None
+) -> list[dict[str, Any]]:
+    """Run :func:`search_sql` through Trino (as ``user``, default the client's); one dict per item, newest first."""
+    sql, params = search_sql(query, table_ref, "trino")
+    names, rows = trino.query(sql, params, user=user)
+    return [dict(zip(names, row, strict=True)) for row in rows]

@@ -76,13 +76,25 @@ def test_delta_lifecycle_compacts_and_finds_the_hour(tmp_path: Path) -> None:
     assert appends["commits"] == delta_lifecycle.COMMITS["small"] and appends["checkpoint_files"] >= 1
 
 
-def test_catalog_search_answers_every_query(tmp_path: Path) -> None:
+def test_catalog_search_answers_every_query_like_pgstac(tmp_path: Path) -> None:
+    from bench.peers import pgstac
+
     document = load_result(
         catalog_search.main(["--size", "small", "--workdir", str(tmp_path), "--out", str(tmp_path / "r.json")]),
         "catalog_search",
     )
-    assert [row["query"] for row in document["rows"]] == list(catalog_search.QUERIES)
-    assert all(row["p50_ms"] > 0 for row in document["rows"])
+    ours = [row for row in document["rows"] if row["system"] == catalog_search.SATLAKE]
+    assert [row["query"] for row in ours] == list(catalog_search.QUERIES)
+    assert all(row["p50_ms"] > 0 for row in ours) and sum(row["items_returned"] for row in ours) > 0
+    identical = [c for c in document["comparisons"] if c["metric"].endswith("items identical")]
+    assert all(c["met"] is True for c in identical), identical  # search_sql on DuckDB, and pgstac when it ran
+    reason = pgstac.unavailable_reason()
+    if reason is not None:
+        assert any(note.startswith("pgstac peer skipped") for note in document["notes"])
+        pytest.skip(f"pgstac peer not run: {reason} (satlake's answers were checked)")
+    theirs = [row for row in document["rows"] if row["system"] == catalog_search.PGSTAC]
+    assert [row["items_returned"] for row in theirs] == [row["items_returned"] for row in ours]
+    assert sum(c["metric"].endswith("pgstac items identical") for c in identical) == len(catalog_search.QUERIES)
 
 
 def test_orchestration_backfills_and_reacts_to_a_new_event(tmp_path: Path) -> None:

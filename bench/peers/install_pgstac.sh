@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install the pgstac peer of bench/catalog_search.py: PostgreSQL with PostGIS from the distribution's packages
+# (apt-get) and pypgstac (with psycopg) from the Python package index (pip). Idempotent and quiet: when both are
+# present it only checks (about a second). The benchmark starts its own private cluster with these binaries;
+# no system PostgreSQL service is used.
+# SATLAKE_PGSTAC_PG_MAJOR=NN asks for postgresql-NN and postgresql-NN-postgis-3; by default the distribution's
+# own PostgreSQL (the postgresql and postgresql-postgis metapackages: 15 on Debian 12, 17 on Debian 13).
+set -euo pipefail
+
+PG_MAJOR="${SATLAKE_PGSTAC_PG_MAJOR:-}"
+PYPGSTAC_VERSION="0.10.0"  # its migrations install pgstac 0.10.0, which needs PostgreSQL >= 13 and PostGIS >= 3
+
+# The same test as bench/peers/pgstac.py's postgres_bindir: some PostgreSQL (or the one asked for) with PostGIS.
+have_postgis() {
+  local bindir major
+  for bindir in /usr/lib/postgresql/*/bin; do
+    major="$(basename "$(dirname "$bindir")")"
+    if [ -n "$PG_MAJOR" ] && [ "$major" != "$PG_MAJOR" ]; then continue; fi
+    if [ -x "$bindir/initdb" ] && [ -f "/usr/share/postgresql/${major}/extension/postgis.control" ]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+if ! have_postgis; then
+  if ! command -v apt-get >/dev/null; then
+    echo "install_pgstac: apt-get not found; install PostgreSQL (13 or newer) with PostGIS 3 by hand" >&2
+    exit 1
+  fi
+  if [ -n "$PG_MAJOR" ]; then
+    packages=("postgresql-${PG_MAJOR}" "postgresql-${PG_MAJOR}-postgis-3")
+  else
+    packages=(postgresql postgresql-postgis)
+  fi
+  sudo_prefix=()
+  if [ "$(id -u)" -ne 0 ]; then sudo_prefix=(sudo -n); fi
+  export DEBIAN_FRONTEND=noninteractive
+  echo "install_pgstac: apt-get install ${packages[*]}"
+  "${sudo_prefix[@]}" apt-get update -qq
+  "${sudo_prefix[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+if ! python3 -c "import pypgstac, psycopg, psycopg_pool; assert pypgstac.__version__ == '${PYPGSTAC_VERSION}'" \
+  2>/dev/null; then
+  echo "install_pgstac: pip install pypgstac[psycopg]==${PYPGSTAC_VERSION}"
+  python3 -m pip install --quiet --disable-pip-version-check "pypgstac[psycopg]==${PYPGSTAC_VERSION}"
+fi
