@@ -1,12 +1,14 @@
 """The telemetry maintenance job run in process after the real bronze asset: closed days clustered, rows kept."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 import pyarrow as pa
 
+from satlake.resources.event_log import OutgoingRecord
 from satlake.resources.table_maintenance import CLUSTERED_PARTITION_KEY, TELEMETRY_SORT_KEY, files_per_date_partition
 from satlake.runner import RANGE_END_TAG, RANGE_START_TAG
 from satlake.telemetry.assets import BRONZE_KEY
+from satlake.telemetry.codec import TelemetryReading, encode_event
 from satlake.telemetry.maintenance import last_closed_day
 from satlake.telemetry.tables import BRONZE_TELEMETRY
 from tests.dagster.conftest import Pipeline
@@ -33,7 +35,11 @@ def sorted_rows(pipeline: Pipeline) -> pa.Table:
 
 
 def test_the_maintenance_job_clusters_closed_bronze_days_once_and_again_after_a_rerun(pipeline: Pipeline) -> None:
-    assert pipeline.defs.resolve_job_def("ingest_telemetry_job").execute_in_process(instance=pipeline.instance).success
+    def ingest() -> None:
+        job = pipeline.defs.resolve_job_def("ingest_telemetry_job")
+        assert job.execute_in_process(instance=pipeline.instance).success
+
+    ingest()
     first, last = pipeline.days[0].isoformat(), pipeline.days[-1].isoformat()
     build_bronze(pipeline, first, last)
     rows_before = sorted_rows(pipeline)
@@ -58,7 +64,16 @@ def test_the_maintenance_job_clusters_closed_bronze_days_once_and_again_after_a_
     assert job.execute_in_process(instance=pipeline.instance).success
     assert sorted(clustered_days(pipeline)) == closed  # nothing new was written: nothing to do
 
-    build_bronze(pipeline, first, first)  # a late event re-runs the first day, undoing its clustering
+    # A late event for the first day: its bronze run writes the day again, after its clustering.
+    late_time = datetime.combine(pipeline.days[0], time(23, 59, 59), tzinfo=UTC)
+    late = TelemetryReading("SAT-LATE", int(late_time.timestamp() * 1e9), 21.0, 55.0, 550.0, 0.1, 0.2, 0.3)
+    pipeline.resources.event_log.append(
+        pipeline.settings.telemetry_topic, [OutgoingRecord(encode_event(late), key=b"SAT-LATE")]
+    )
+    ingest()
+    build_bronze(pipeline, first, first)
+    rows_with_late_event = sorted_rows(pipeline)
+    assert rows_with_late_event.num_rows == rows_before.num_rows + 1
     assert job.execute_in_process(instance=pipeline.instance).success
     assert sorted(clustered_days(pipeline)) == sorted([*closed, first])
-    assert sorted_rows(pipeline).equals(rows_before)
+    assert sorted_rows(pipeline).equals(rows_with_late_event)
