@@ -12,7 +12,7 @@ from datetime import date
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,13 @@ DEFAULT_TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.checkpointInterval": "50",
     "delta.logRetentionDuration": "interval 30 days",
 }
+# Tables read incrementally by their consumers record which rows each commit added (the change data feed).
+CHANGE_FEED_CONFIGURATION: dict[str, str | None] = {"delta.enableChangeDataFeed": "true"}
+CHANGE_FEED_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
+
+
+class ChangeFeedUnavailable(RuntimeError):
+    """The rows added in a range of versions cannot be read (change data feed off then, or log expired)."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -111,20 +118,41 @@ class Lakehouse:
         delta_table = self.open(table)
         if delta_table is None:
             return None
-        dataset = delta_table.to_pyarrow_dataset()
-        expression = None
-        for column, op, value in filters or []:
-            term = _filter_expression(column, op, value)
-            expression = term if expression is None else expression & term
-        return dataset.to_table(filter=expression, columns=list(columns) if columns else None)
+        return scan(delta_table, filters, columns)
+
+    def read_changes(
+        self, table: TableRef, after_version: int, until_version: int, predicate: str | None = None
+    ) -> pa.Table:
+        """The rows inserted by the commits ``after_version`` (exclusive) to ``until_version`` (inclusive), with
+        ``CHANGE_FEED_COLUMNS``; ``predicate`` (a Delta predicate built from checked values) prunes files.
+
+        Raises ``ChangeFeedUnavailable`` when the table did not record its changes then (the feed was off, or
+        the commits have expired from the log): the caller reads the whole table instead.
+        """
+        delta_table = self.open(table)
+        if delta_table is None:
+            raise ChangeFeedUnavailable(f"{table} does not exist")
+        try:
+            reader = delta_table.load_cdf(
+                starting_version=after_version + 1, ending_version=until_version, predicate=predicate
+            )
+            return pa.table(reader.read_all())
+        except DeltaError as error:
+            raise ChangeFeedUnavailable(f"{table}: versions {after_version + 1}..{until_version}: {error}") from error
 
     def transaction_versions(self, table: TableRef, app_ids: Sequence[str]) -> dict[str, int | None]:
         """The last committed version of each application transaction (None when never committed)."""
         return self.exactly_once_writer(table).transaction_versions(app_ids)
 
-    def exactly_once_writer(self, table: TableRef) -> ExactlyOnceWriter:
-        """``table`` opened for a series of exactly-once appends (see ``ExactlyOnceWriter``)."""
-        return ExactlyOnceWriter(self, table, self.open(table))
+    def exactly_once_writer(self, table: TableRef, *, change_feed: bool = False) -> ExactlyOnceWriter:
+        """``table`` opened for a series of exactly-once appends (see ``ExactlyOnceWriter``).
+
+        ``change_feed``: the table records the rows each commit adds, for consumers that read only what is new
+        (``read_changes``); turned on for a table created without it."""
+        writer = ExactlyOnceWriter(self, table, self.open(table), change_feed=change_feed)
+        if change_feed and writer.delta_table is not None:
+            enable_change_feed(writer.delta_table, table)
+        return writer
 
     def append_exactly_once(
         self,
@@ -153,6 +181,7 @@ class Lakehouse:
         first: date,
         last: date,
         commit_metadata: Mapping[str, str] | None = None,
+        app_transactions: Mapping[str, int] | None = None,
     ) -> int:
         """Replace exactly the rows whose ``partition_column`` lies in [first, last] with ``data``.
 
@@ -172,6 +201,7 @@ class Lakehouse:
             date_range_predicate(partition_column, first, last),
             partition_by=[partition_column],
             commit_metadata=commit_metadata,
+            app_transactions=app_transactions,
         )
 
     def replace_where(
@@ -182,6 +212,7 @@ class Lakehouse:
         *,
         partition_by: Sequence[str],
         commit_metadata: Mapping[str, str] | None = None,
+        app_transactions: Mapping[str, int] | None = None,
         retries: int = 0,
     ) -> int:
         """Replace the rows matching ``predicate`` (a Delta SQL predicate built by the caller from checked
@@ -189,7 +220,9 @@ class Lakehouse:
 
         ``retries``: how often to try again when a concurrent commit conflicts (right for writers that each
         replace only their own rows, such as one scene per run); the table is re-read before each attempt.
+        ``app_transactions`` are set in the same commit (progress markers, as in ``append_exactly_once``).
         """
+        transactions = [Transaction(app_id=app_id, version=v) for app_id, v in (app_transactions or {}).items()]
         for attempt in range(retries + 1):
             delta_table = self.open(table)
             try:
@@ -201,7 +234,9 @@ class Lakehouse:
                     partition_by=list(partition_by) or None,
                     storage_options=None if delta_table is not None else self.storage_options or None,
                     configuration=None if delta_table is not None else DEFAULT_TABLE_CONFIGURATION,
-                    commit_properties=CommitProperties(custom_metadata=dict(commit_metadata or {})),
+                    commit_properties=CommitProperties(
+                        custom_metadata=dict(commit_metadata or {}), app_transactions=transactions or None
+                    ),
                 )
             except CommitFailedError:
                 if attempt == retries:
@@ -237,6 +272,7 @@ class ExactlyOnceWriter:
     lakehouse: Lakehouse
     table: TableRef
     delta_table: DeltaTable | None
+    change_feed: bool = False
 
     def refresh(self) -> None:
         """Catch up with commits made by others since the table was opened or last written."""
@@ -269,7 +305,7 @@ class ExactlyOnceWriter:
                 mode="append",
                 partition_by=list(partition_by),
                 storage_options=self.lakehouse.storage_options or None if creating else None,
-                configuration=DEFAULT_TABLE_CONFIGURATION if creating else None,
+                configuration=self._configuration() if creating else None,
                 commit_properties=CommitProperties(
                     app_transactions=transactions, custom_metadata=dict(commit_metadata or {})
                 ),
@@ -283,6 +319,35 @@ class ExactlyOnceWriter:
         if creating:
             self.delta_table = self.lakehouse.open(self.table)
         return self.lakehouse.committed(self.table, self.delta_table)
+
+    def _configuration(self) -> dict[str, str | None]:
+        return DEFAULT_TABLE_CONFIGURATION | (CHANGE_FEED_CONFIGURATION if self.change_feed else {})
+
+
+def enable_change_feed(delta_table: DeltaTable, table: TableRef) -> None:
+    """Turn the change data feed on for a table created without it (from the next commit on)."""
+    if delta_table.metadata().configuration.get("delta.enableChangeDataFeed") == "true":
+        return
+    try:
+        delta_table.alter.set_table_properties(CHANGE_FEED_CONFIGURATION, raise_if_not_exists=False)
+    except CommitFailedError:
+        delta_table.update_incremental()  # a concurrent writer won: fine if it enabled the feed too
+        if delta_table.metadata().configuration.get("delta.enableChangeDataFeed") != "true":
+            raise
+    log.info("%s: change data feed enabled", table)
+
+
+def scan(
+    delta_table: DeltaTable,
+    filters: list[tuple[str, str, object]] | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table:
+    """Rows of one snapshot; partition values and the file statistics in the log prune files."""
+    expression = None
+    for column, op, value in filters or []:
+        term = _filter_expression(column, op, value)
+        expression = term if expression is None else expression & term
+    return delta_table.to_pyarrow_dataset().to_table(filter=expression, columns=list(columns) if columns else None)
 
 
 def _filter_expression(column: str, op: str, value: object):

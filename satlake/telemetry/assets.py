@@ -5,17 +5,18 @@ metadata.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from satlake.partitions import DAILY_PARTITIONS, partition_dates
 from satlake.resources.event_log import EventLog
 from satlake.resources.lakehouse import Lakehouse
 from satlake.settings import Settings
 from satlake.telemetry import checks
-from satlake.telemetry.bronze import build_bronze_partition
+from satlake.telemetry.bronze_update import INCREMENTAL, BronzeUpdate, update_bronze
 from satlake.telemetry.ingest import IngestBatch, ingest_until_caught_up
 from satlake.telemetry.tables import (
     BRONZE_TELEMETRY,
@@ -30,6 +31,9 @@ RAW_EVENTS_KEY = dg.AssetKey(["raw", "telemetry_events"])
 BRONZE_KEY = dg.AssetKey(["bronze", "telemetry"])
 REJECTS_KEY = dg.AssetKey(["bronze", "telemetry_rejects"])
 INGEST_BATCH_SIZE = 50_000
+# Run tag: rebuild bronze for the window from all its raw rows instead of adding only the new ones (backfills
+# do this too).
+REBUILD_TAG = "satlake/bronze_rebuild"
 
 
 @dg.asset(
@@ -113,7 +117,9 @@ BRONZE_CHECKS = [
             deps=[RAW_EVENTS_KEY],
             group_name="telemetry",
             kinds={"delta"},
-            description="Decoded, validated, de-duplicated telemetry, one partition per UTC day of event time.",
+            description="Decoded, validated, de-duplicated telemetry, one partition per UTC day of event time. A "
+            "run adds the rows of the raw batches committed since the day's last run (read from the raw table's "
+            f"change feed); backfills and runs tagged {REBUILD_TAG}=true rebuild the day from all its raw rows.",
         ),
         dg.AssetSpec(
             REJECTS_KEY,
@@ -133,59 +139,76 @@ def bronze_telemetry(
     context: dg.AssetExecutionContext, lakehouse: dg.ResourceParam[Lakehouse]
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     first, last = partition_dates(context)
-    window = [("event_date", ">=", first), ("event_date", "<=", last)]
-    raw = lakehouse.read(RAW_TELEMETRY_EVENTS, filters=window)
-    if raw is None:
-        raw = RAW_TELEMETRY_EVENTS_SCHEMA.empty_table()
-    partition = build_bronze_partition(raw)
-    context.log.info(
-        f"{first}..{last}: {raw.num_rows} raw events -> {partition.rows.num_rows} bronze rows, "
-        f"{partition.rejects.num_rows} rejects {partition.reject_counts}"
-    )
-    metadata = {"satlake.window": f"{first}..{last}"}
-    bronze_version = lakehouse.replace_date_partitions(
-        BRONZE_TELEMETRY, partition.rows, partition_column="event_date", first=first, last=last,
-        commit_metadata=metadata,
-    )  # fmt: skip
-    rejects_version = lakehouse.replace_date_partitions(
-        BRONZE_TELEMETRY_REJECTS, partition.rejects, partition_column="event_date", first=first, last=last,
-        commit_metadata=metadata,
-    )  # fmt: skip
+    tags = context.run.tags
+    rebuild = tags.get(REBUILD_TAG) == "true" or "dagster/backfill" in tags
+    update = update_bronze(lakehouse, first, last, rebuild=rebuild, say=context.log.info)
+    partition = update.partition
+    if update.mode != INCREMENTAL:
+        context.log.info(
+            f"{update.window} ({update.mode}{': ' + update.reason if update.reason else ''}): {update.raw.num_rows} "
+            f"raw events -> {partition.rows.num_rows} bronze rows, {partition.rejects.num_rows} rejects "
+            f"{partition.reject_counts}"
+        )
+    common = {"window": update.window, "mode": update.mode, "raw_version": update.raw_version}
     yield dg.MaterializeResult(
         asset_key=BRONZE_KEY,
-        metadata={"dagster/row_count": partition.rows.num_rows, "raw_events": raw.num_rows,
-                  "delta_version": bronze_version, "window": f"{first}..{last}"},
+        metadata={"dagster/row_count": partition.rows.num_rows, "raw_events": update.raw.num_rows,
+                  "delta_version": update.bronze_version if update.bronze_version is not None else -1, **common},
     )  # fmt: skip
     yield dg.MaterializeResult(
         asset_key=REJECTS_KEY,
-        metadata={"dagster/row_count": partition.rejects.num_rows, "delta_version": rejects_version,
-                  "reasons": dg.MetadataValue.json(partition.reject_counts), "window": f"{first}..{last}"},
+        metadata={"dagster/row_count": partition.rejects.num_rows,
+                  "delta_version": update.rejects_version if update.rejects_version is not None else -1,
+                  "reasons": dg.MetadataValue.json(partition.reject_counts), **common},
     )  # fmt: skip
 
-    # Checks judge what is stored, read back from Delta, not the in-memory rows.
-    stored = lakehouse.read(BRONZE_TELEMETRY, filters=window) or BRONZE_TELEMETRY_SCHEMA.empty_table()
-    stored_rejects = lakehouse.read(BRONZE_TELEMETRY_REJECTS, filters=window)
-    stored_rejects = stored_rejects if stored_rejects is not None else BRONZE_TELEMETRY_REJECTS_SCHEMA.empty_table()
+    # Checks judge what is stored, read back from Delta, not the in-memory rows: the rows this update wrote
+    # (the whole window after a rebuild) and, for uniqueness, every stored row in their span of event time.
+    written, written_rejects, neighbourhood = _read_back(lakehouse, update)
     error, warn = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
-    yield _result(BRONZE_KEY, "keys_not_null_and_unique", checks.check_keys_not_null_and_unique(stored), error)
-    yield _result(BRONZE_KEY, "values_in_range", checks.check_values_in_range(stored), error)
+    yield _result(BRONZE_KEY, "keys_not_null_and_unique", checks.check_keys_not_null_and_unique(neighbourhood), error)
+    yield _result(BRONZE_KEY, "values_in_range", checks.check_values_in_range(written), error)
     yield _result(
         BRONZE_KEY, "row_count_reconciliation",
-        checks.check_row_count_reconciliation(raw, stored, stored_rejects), error,
+        checks.check_row_count_reconciliation(update.raw, written, written_rejects), error,
     )  # fmt: skip
     yield _result(BRONZE_KEY, "latest_partition_fresh", _freshness(lakehouse), warn)
     yield _schema_check(BRONZE_KEY, lakehouse.open(BRONZE_TELEMETRY), BRONZE_TELEMETRY_SCHEMA)
     yield _schema_check(REJECTS_KEY, lakehouse.open(BRONZE_TELEMETRY_REJECTS), BRONZE_TELEMETRY_REJECTS_SCHEMA)
 
 
+def _read_back(lakehouse: Lakehouse, update: BronzeUpdate) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The stored bronze rows and rejects of the update's batches (the window's, after a rebuild), and the
+    stored bronze rows in the span of event time the update wrote to."""
+    window = [("event_date", ">=", update.first), ("event_date", "<=", update.last)]
+    if update.mode != INCREMENTAL:
+        scope = window
+    elif update.batch_ids:
+        scope = [*window, ("batch_id", "in", update.batch_ids)]
+    else:
+        return (BRONZE_TELEMETRY_SCHEMA.empty_table(), BRONZE_TELEMETRY_REJECTS_SCHEMA.empty_table(),
+                BRONZE_TELEMETRY_SCHEMA.empty_table())  # fmt: skip
+    written = lakehouse.read(BRONZE_TELEMETRY, filters=scope) or BRONZE_TELEMETRY_SCHEMA.empty_table()
+    written_rejects = lakehouse.read(BRONZE_TELEMETRY_REJECTS, filters=scope)
+    if written_rejects is None:
+        written_rejects = BRONZE_TELEMETRY_REJECTS_SCHEMA.empty_table()
+    if update.mode != INCREMENTAL or written.num_rows == 0:
+        return written, written_rejects, written
+    span = pc.min_max(written.column("timestamp_ns"))
+    neighbourhood = lakehouse.read(
+        BRONZE_TELEMETRY,
+        filters=[*window, ("timestamp_ns", ">=", span["min"].as_py()), ("timestamp_ns", "<=", span["max"].as_py())],
+        columns=["satellite_name", "timestamp_ns"],
+    )
+    return written, written_rejects, neighbourhood if neighbourhood is not None else written
+
+
 def _freshness(lakehouse: Lakehouse) -> checks.CheckOutcome:
+    """Judged on the newest event time in the table's file statistics: no data is read."""
     delta_table = lakehouse.open(BRONZE_TELEMETRY)
     latest = None
     if delta_table is not None:
-        days = sorted({date.fromisoformat(p["event_date"]) for p in delta_table.partitions()}, reverse=True)
-        for day in days[:2]:
-            rows = lakehouse.read(BRONZE_TELEMETRY, filters=[("event_date", "=", day)], columns=["event_time"])
-            if rows is not None and rows.num_rows:
-                latest = max(rows.column("event_time").to_pylist())
-                break
+        files = pa.table(delta_table.get_add_actions(flatten=True))
+        if files.num_rows and "max.event_time" in files.column_names:
+            latest = pc.max(files.column("max.event_time")).as_py()
     return checks.check_latest_partition_fresh(latest, datetime.now(UTC))

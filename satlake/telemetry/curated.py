@@ -27,13 +27,32 @@ MANIFEST_PATH = DBT_TARGET_DIR / "manifest.json"
 
 # Daily partitions follow their upstream days whenever those are re-built, not only the latest day (as
 # `eager()` would), so a late event re-run in bronze flows through to the curated tables; a day whose upstream
-# exists but which was never built is built too.
+# exists but which was never built is built too. The open day (today, still receiving telemetry) is the
+# exception: its models are day-wide statistics (medians, coverage, the day's anomaly scale), so rebuilding
+# them after every micro-batch would redo the whole day's work each time. It is built as soon as its first
+# bronze rows exist, then refreshed once per OPEN_DAY_REFRESH_CRON tick; once the day closes, its final
+# build follows at the next evaluation.
+OPEN_DAY_REFRESH_CRON = "0 * * * *"
+_UPSTREAM_CHANGED = (dg.AutomationCondition.missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+_OPEN_DAY = dg.AutomationCondition.in_latest_time_window()
 FOLLOW_UPSTREAM_DAYS = (
-    (dg.AutomationCondition.missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    (
+        (~_OPEN_DAY & _UPSTREAM_CHANGED)
+        | (
+            _OPEN_DAY
+            & (
+                dg.AutomationCondition.missing()
+                | (
+                    _UPSTREAM_CHANGED
+                    & dg.AutomationCondition.cron_tick_passed(OPEN_DAY_REFRESH_CRON).since_last_handled()
+                )
+            )
+        )
+    )
     & ~dg.AutomationCondition.any_deps_missing()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-).with_label("follow upstream days")
+).with_label("follow upstream days (the open day hourly)")
 
 
 def dbt_environment(settings: Settings, lake_uri: str) -> dict[str, str]:

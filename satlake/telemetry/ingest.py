@@ -273,7 +273,7 @@ def ingest_until_caught_up(
     the run to some of the topic's partitions (``ingest_in_parallel`` gives each process its share)."""
     started = time.perf_counter()
     stop_at = event_log.end_offsets(topic)
-    writer = lakehouse.exactly_once_writer(RAW_TELEMETRY_EVENTS)
+    writer = lakehouse.exactly_once_writer(RAW_TELEMETRY_EVENTS, change_feed=True)
     chosen = event_log.partitions(topic) if partitions is None else sorted(partitions)
     offsets = committed_offsets(writer, topic, chosen)
     report = IngestReport()

@@ -49,7 +49,8 @@ def telemetry_events_sensor(
     job=bronze_telemetry_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After each ingestion, re-builds the bronze days its events belong to (late events included).",
+    description="After each ingestion, brings the bronze days its events belong to up to date (late events "
+    "included): each run adds only the rows of the new batches.",
 )
 def bronze_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     after = int(context.cursor) if context.cursor else None

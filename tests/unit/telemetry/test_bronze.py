@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
+import pyarrow as pa
+import pytest
+
 from satlake.resources.event_log import LogRecord
-from satlake.telemetry.bronze import build_bronze_partition
+from satlake.telemetry.bronze import DUPLICATE_EVENT, STORED_KEY_COLUMNS, build_bronze_partition
 from satlake.telemetry.checks import check_keys_not_null_and_unique, check_row_count_reconciliation
-from satlake.telemetry.codec import TelemetryReading, encode_event
+from satlake.telemetry.codec import TelemetryReading, encode_event, encode_event_with_builder
 from satlake.telemetry.ingest import raw_event_rows
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -81,3 +85,56 @@ def test_rebuilding_gives_identical_rows() -> None:
     raw = raw_rows([encode_event(reading(offset_s=-i)) for i in range(1, 50)] + [b"junk"])
     first, second = build_bronze_partition(raw), build_bronze_partition(raw)
     assert first.rows.equals(second.rows) and first.rejects.equals(second.rejects)
+
+
+def mixed_payloads(count: int, seed: int) -> list[bytes]:
+    """Good events with every kind of fault mixed in, including exact and key-only duplicates."""
+    rng = random.Random(seed)
+    payloads: list[bytes] = []
+    for i in range(count):
+        kind = rng.randrange(12)
+        event = reading(name=f"SAT-{rng.randrange(5):03d}", offset_s=-rng.randrange(1, 400))
+        if kind == 0 and payloads:
+            payloads.append(rng.choice(payloads))  # an exact retry
+        elif kind == 1:
+            payloads.append(encode_event(reading(temp_c=rng.choice([500.0, float("nan"), -1e9]))))
+        elif kind == 2:
+            payloads.append(encode_event(reading(name=rng.choice(["bad name", "Ünïcode", "", "x" * 70]))))
+        elif kind == 3:
+            payloads.append(encode_event(event)[: rng.randrange(0, 90)])
+        elif kind == 4:
+            payloads.append(encode_event_with_builder(event))  # a foreign (non-canonical) layout
+        elif kind == 5:
+            payloads.append(bytes(rng.randrange(256) for _ in range(rng.randrange(0, 120))))
+        elif kind == 6:
+            payloads.append(encode_event(reading(offset_s=rng.choice([3600, -400 - i]))))
+        elif kind == 7:
+            bad = bytearray(encode_event(reading(name="SAT-\u00e9t\u00e9")))
+            bad[-3] = 0xFF  # a name that is not UTF-8
+            payloads.append(bytes(bad))
+        else:
+            payloads.append(encode_event(event))
+    return payloads
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_columnar_path_matches_the_event_by_event_reference(seed: int) -> None:
+    raw = raw_rows(mixed_payloads(400, seed))
+    columnar, reference = build_bronze_partition(raw), build_bronze_partition(raw, columnar=False)
+    assert columnar.rows.equals(reference.rows)
+    assert columnar.rejects.equals(reference.rejects)
+    assert columnar.rows.num_rows + columnar.rejects.num_rows == raw.num_rows
+    assert columnar.rows.num_rows > 100 and len(columnar.reject_counts) >= 6
+
+
+def test_stored_keys_reject_copies_at_other_positions_and_keep_the_same_event() -> None:
+    first = raw_rows([encode_event(reading(offset_s=-i)) for i in range(1, 6)])
+    stored = build_bronze_partition(first).rows.select(list(STORED_KEY_COLUMNS))
+    again = raw_rows([encode_event(reading(offset_s=-i)) for i in range(1, 6)] + [encode_event(reading(offset_s=-9))])
+    retried = again.set_column(2, "offset", pa.array([0, 1, 2, 30, 31, 32], pa.int64()))
+    partition = build_bronze_partition(retried, lambda low, high: stored)
+    # offsets 0-2 are the stored events themselves; 30 and 31 repeat stored keys 4 and 5 at new positions.
+    assert partition.rows.column("offset").to_pylist() == [0, 1, 2, 32]
+    assert partition.rejects.column("offset").to_pylist() == [30, 31]
+    assert set(partition.rejects.column("reason_code").to_pylist()) == {DUPLICATE_EVENT}
+    assert "t[0]@3" in partition.rejects.column("reason").to_pylist()[0]
