@@ -117,7 +117,10 @@ class KafkaEventLog(EventLog):
         try:
             metadata = self.admin.list_topics(timeout=self.request_timeout_s)
         except KafkaException as error:
-            raise EventLogError(f"Kafka at {self.bootstrap} did not answer a metadata request: {error}") from error
+            raise EventLogError(
+                f"Kafka at {self.bootstrap} did not answer a metadata request: {error}. Check that the broker is up "
+                "(`satlake stack status`) and rerun"
+            ) from error
         described = metadata.topics.get(topic)
         if described is None or described.error is not None:
             return []
@@ -185,7 +188,8 @@ class KafkaEventLog(EventLog):
                 )
                 if not retriable or time.monotonic() > deadline:
                     raise EventLogError(
-                        f"could not read the offsets of {topic}[{partition}] on {self.bootstrap}: {error}"
+                        f"could not read the offsets of {topic}[{partition}] on {self.bootstrap}: {error}. Check that "
+                        "the broker is up (`satlake stack status`) and rerun"
                     ) from error
                 time.sleep(0.1)
 
