@@ -2,5 +2,6 @@
 
 Modules: ``items`` (build_stac_item, build_collection), ``validation`` (validate_stac_object), ``table``
 (catalog_rows, CATALOG_TABLE_SCHEMA), ``static`` (write_static_catalog), ``search`` (SearchQuery, search_sql),
-``checks`` (pure functions for the catalog asset checks). All are pure Python with no Dagster import.
+``search_index`` (DeltaCatalogSearch, an in-memory index for long-lived processes), ``checks`` (pure functions for
+the catalog asset checks). All are pure Python with no Dagster import.
 """

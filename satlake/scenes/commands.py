@@ -7,12 +7,29 @@ existing ``produce`` command when there is one).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import tempfile
+from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from satlake.catalog.search import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    SearchQuery,
+    parse_bbox,
+    parse_datetime_range,
+    search_catalog_duckdb,
+    search_catalog_trino,
+)
 from satlake.settings import Mode, Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from satlake.resources import SatlakeResources
 
 SEARCH_COLUMNS = ("id", "collection", "datetime", "platform", "cloud_cover", "body", "bbox")
 
@@ -83,24 +100,61 @@ def cmd_produce_scenes(args: argparse.Namespace) -> int:
     return 0
 
 
-def search_items(settings: Settings, query: Any) -> list[dict[str, Any]]:
-    """Catalog items matching ``query`` (catalog.search.SearchQuery), newest first, via DuckDB on Delta."""
+NO_CATALOG_MESSAGE = (
+    "no scenes catalogued yet (no catalog.items table): run `satlake demo`, or land scenes "
+    "(`satlake put FILE...` or `satlake produce scenes`) and then `satlake run`"
+)
+
+
+def _search_embedded(resources: SatlakeResources, query: SearchQuery) -> list[dict[str, Any]] | None:
+    """``search_sql`` on DuckDB over the Delta table: a one-shot search, where building ``DeltaCatalogSearch``'s
+    index (every row's search columns) would cost more than the scan it saves (docs/benchmarks.md, section 4)."""
     import duckdb
 
-    from satlake.catalog.search import search_catalog_duckdb
-    from satlake.resources import build_resources
     from satlake.scenes.tables import CATALOG_ITEMS
 
-    lakehouse = build_resources(settings).lakehouse
-    delta_table = lakehouse.open(CATALOG_ITEMS)
+    delta_table = resources.lakehouse.open(CATALOG_ITEMS)
     if delta_table is None:
-        return []
+        return None
     con = duckdb.connect()
     try:
         con.register("catalog_items", delta_table.to_pyarrow_dataset())
         return search_catalog_duckdb(con, "catalog_items", query)
     finally:
         con.close()
+
+
+def _search_stack(resources: SatlakeResources, query: SearchQuery) -> list[dict[str, Any]] | None:
+    """``search_sql`` through Trino as ``SATLAKE_TRINO_USER``, so its access rules apply to the search."""
+    from satlake.resources.query import TrinoQueryEngine
+    from satlake.resources.trino import TrinoLakeError
+    from satlake.scenes.tables import CATALOG_ITEMS
+
+    engine = resources.query_engine
+    if not isinstance(engine, TrinoQueryEngine):
+        raise _cli_error(f"stack mode searches through Trino, but the query engine is {engine.name}")
+    user = resources.settings.trino_user
+    try:
+        return search_catalog_trino(engine.trino, f"{CATALOG_ITEMS.zone}.{CATALOG_ITEMS.name}", query, user=user)
+    except TrinoLakeError as error:
+        if error.error_name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):
+            return None
+        raise _cli_error(f"Trino refused the search as user {user!r}: {error}") from error
+
+
+# Chosen by mode in one place, like the resources; both run search_sql, so they give the same answers.
+CATALOG_SEARCHES: dict[Mode, Callable[[SatlakeResources, SearchQuery], list[dict[str, Any]] | None]] = {
+    Mode.EMBEDDED: _search_embedded,
+    Mode.STACK: _search_stack,
+}
+
+
+def search_items(settings: Settings, query: SearchQuery) -> list[dict[str, Any]] | None:
+    """Catalog items matching ``query``, newest first; None when nothing has been
+    catalogued yet (no catalog table)."""
+    from satlake.resources import build_resources
+
+    return CATALOG_SEARCHES[settings.mode](build_resources(settings), query)
 
 
 def format_items(rows: list[dict[str, Any]]) -> str:
@@ -111,19 +165,38 @@ def format_items(rows: list[dict[str, Any]]) -> str:
         return "-" if values[0] is None else ",".join(f"{v:.4f}" for v in values)
 
     table = [
-        (r["id"], r["collection"], r["datetime"].isoformat(), r["platform"] or "-",
+        (r["id"], r["collection"], r["datetime"].astimezone(UTC).isoformat(), r["platform"] or "-",
          "-" if r["cloud_cover"] is None else f"{r['cloud_cover']:.1f}", r["body"], bbox(r))
         for r in rows
     ]  # fmt: skip
-    return QueryResult(columns=list(SEARCH_COLUMNS), rows=table).format_table(max_rows=1000, max_width=60)
+    return QueryResult(columns=list(SEARCH_COLUMNS), rows=table).format_table(max_rows=MAX_LIMIT, max_width=60)
+
+
+def item_collection(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The found items as a STAC ItemCollection (a GeoJSON FeatureCollection of the stored items), in order."""
+    features = [json.loads(row["item_json"]) for row in rows]
+    return {"type": "FeatureCollection", "features": features, "numberReturned": len(features)}
+
+
+def parse_point(text: str) -> tuple[float, float, float, float]:
+    """``"LON,LAT"`` as the zero-size bbox that finds the items whose bbox contains the point."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError(f"{len(parts)} part(s)")
+        return parse_bbox(",".join(parts + parts))
+    except ValueError as error:
+        raise ValueError(
+            f"point {text!r}: expected LON,LAT in decimal degrees, longitude in [-180, 180] and latitude in "
+            f"[-90, 90] (e.g. 13.40,52.52); write --point=LON,LAT when LON is negative ({error})"
+        ) from None
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from satlake.catalog.search import SearchQuery, parse_bbox, parse_datetime_range
-
     try:
+        bbox = parse_point(args.point) if args.point else (parse_bbox(args.bbox) if args.bbox else None)
         query = SearchQuery(
-            bbox=parse_bbox(args.bbox) if args.bbox else None,
+            bbox=bbox,
             datetime_range=parse_datetime_range(args.datetime) if args.datetime else None,
             cloud_cover_max=args.cloud_cover_max,
             collections=args.collection or None,
@@ -131,7 +204,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise _cli_error(str(error)) from error
-    print(format_items(search_items(_settings(args), query)))
+    rows = search_items(_settings(args), query)
+    if rows is None:
+        print(f"satlake: {NO_CATALOG_MESSAGE}", file=sys.stderr)
+        rows = []
+    print(json.dumps(item_collection(rows)) if args.json else format_items(rows))
     return 0
 
 
@@ -165,15 +242,27 @@ def add_scene_commands(subparsers: argparse._SubParsersAction) -> None:
     scenes.add_argument("--stack", action="store_true")
     scenes.set_defaults(func=cmd_produce_scenes)
 
-    search = subparsers.add_parser("search", help="find catalogued scenes by bbox, time, cloud cover")
-    search.add_argument(
+    search = subparsers.add_parser(
+        "search",
+        help="find catalogued scenes by bbox or point, time, cloud cover, collection",
+        description="Search catalog/items: DuckDB on the Delta table (embedded), or Trino as SATLAKE_TRINO_USER "
+        "(--stack). Prints a table, newest first, or with --json a STAC ItemCollection. Exit code 2 on bad input.",
+    )
+    where = search.add_mutually_exclusive_group()
+    where.add_argument(
         "--bbox",
         metavar="W,S,E,N",
         help="lon/lat box in degrees (W > E crosses 180°); write --bbox=W,S,E,N when W is negative",
     )
+    where.add_argument(
+        "--point", metavar="LON,LAT", help="items whose bbox contains this point; --point=LON,LAT when LON < 0"
+    )
     search.add_argument("--datetime", metavar="A/B", help="RFC 3339 range, e.g. 2024-05-01/2024-06-30 or ../B")
     search.add_argument("--cloud-cover-max", type=float, metavar="N", help="percent; unknown cover never matches")
     search.add_argument("--collection", action="append", metavar="C", help="collection id (repeatable)")
-    search.add_argument("--limit", type=int, default=100)
-    search.add_argument("--stack", action="store_true")
+    search.add_argument(
+        "--limit", type=int, metavar="N", default=DEFAULT_LIMIT, help=f"1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"
+    )
+    search.add_argument("--json", action="store_true", help="print a STAC ItemCollection (GeoJSON) for other tools")
+    search.add_argument("--stack", action="store_true", help="search through Trino (`satlake stack up`)")
     search.set_defaults(func=cmd_search)
