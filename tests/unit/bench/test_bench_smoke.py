@@ -54,6 +54,20 @@ def test_cog_converts_and_compares_with_gdal_when_available(tmp_path: Path) -> N
     assert full_res["met"] is True
 
 
+def test_cog_converts_a_four_band_scene_band_by_band_like_gdal(tmp_path: Path) -> None:
+    path = cog.main(["--size", "small", "--bands", "4", "--workdir", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    document = json.loads(path.read_text())
+    assert set(document) >= DOCUMENT_FIELDS
+    assert document["command"] == "python -m bench.cog --size small --bands 4"
+    assert document["data_size"] == "2048x2048 uint16, 4 bands"
+    satlake_one = next(row for row in document["rows"] if (row["system"], row["scenes"]) == ("satlake", 1))
+    assert satlake_one["output_mib"] > 0 and satlake_one["mpx_per_s"] > 0
+    if shutil.which("gdal_translate") is None:
+        pytest.skip("gdal_translate not found: the GDAL peer needs Debian's gdal-bin (apt-get install gdal-bin)")
+    full_res = next(c for c in document["comparisons"] if c["metric"] == "full-resolution pixels identical")
+    assert (full_res["ours"], full_res["peer"], full_res["met"]) == (4.0, 4.0, True)  # every band, both systems
+
+
 def test_ingest_commits_every_event(tmp_path: Path) -> None:
     document = load_result(
         ingest.main(["--size", "small", "--workdir", str(tmp_path), "--out", str(tmp_path / "r.json")]), "ingest"
