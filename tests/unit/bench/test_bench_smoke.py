@@ -84,8 +84,17 @@ def test_delta_lifecycle_compacts_and_finds_the_hour(tmp_path: Path) -> None:
         delta_lifecycle.main(["--size", "small", "--workdir", str(tmp_path), "--out", str(tmp_path / "r.json")]),
         "delta_lifecycle",
     )
-    queries = [row for row in document["rows"] if str(row["step"]).startswith("one satellite, one hour")]
-    assert [row["rows_matched"] for row in queries] == [3600, 3600, 3600]  # compaction never changes the answer
+    queries = {
+        row["step"].removeprefix("one satellite, one hour: "): row
+        for row in document["rows"]
+        if str(row["step"]).startswith("one satellite, one hour")
+    }
+    assert len(queries) == 6  # before, and after each of the five kinds of maintenance
+    assert {row["rows_matched"] for row in queries.values()} == {3600}  # maintenance never changes the answer
+    clustered = queries["after satlake clustering (8,192-row groups, the default)"]
+    assert clustered["files_per_partition"] == {"2026-01-01": 1}
+    # Sorted by satellite, the query keeps one small row group where compaction alone keeps the whole day.
+    assert clustered["share_read_pct"] < queries["after compact"]["share_read_pct"] / 5
     appends = document["rows"][0]
     assert appends["commits"] == delta_lifecycle.COMMITS["small"] and appends["checkpoint_files"] >= 1
 
