@@ -1,40 +1,166 @@
-"""Orchestration overhead: one single-run backfill of N daily partitions of bronze telemetry plus every dbt model
-(small data, embedded mode, ``satlake.demo.backfill_days``), and how long a new event waits before a run starts
-when the sensors tick (tick evaluation plus run launch; a daemon adds up to the sensor interval on top).
+"""Orchestration overhead: a backfill of N daily partitions of bronze telemetry plus every dbt model (small data,
+embedded mode) as ONE run (satlake's policy, ``satlake.demo.backfill_days``) and as ONE RUN PER PARTITION (what a
+user gets from the UI's backfill when the assets' policy is ``BackfillPolicy.multi_run(1)``: Dagster's own asset
+backfill daemon code plans the runs, each run executes its steps in their own processes), and how long a new event
+waits before a run starts when the sensors tick (tick evaluation plus run launch; a daemon adds up to the sensor
+interval on top).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import SIZES, comparison, print_table, run_isolated, write_result
+import dagster as dg
+
+from bench.common import RESULTS_DIR, SIZES, comparison, print_table, run_isolated, write_result
 
 DAYS = {"small": 3, "full": 30}
 SATELLITES = 2
 INTERVAL_S = 1800.0
 TARGET_365_S = 180.0
+IN_PROCESS, SINGLE_RUN, PER_PARTITION = "single-run-in-process", "single-run", "per-partition"
+ALL_MODES = (IN_PROCESS, SINGLE_RUN, PER_PARTITION)
+DEFAULT_MODES = {"small": (IN_PROCESS,), "full": ALL_MODES}
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+# Runs launched by the backfill execute right away, in the benchmark's process, one after another; their steps
+# still get a process each (Dagster's default multiprocess executor), as in a deployment.
+BACKFILL_INSTANCE_OVERRIDES = {
+    "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
+    "run_launcher": {
+        "module": "dagster._core.launcher.sync_in_memory_run_launcher",
+        "class": "SyncInMemoryRunLauncher",
+    },
+}
+# What a deployment's run launcher does before a run's first step: start Python and load the code location.
+RUN_WORKER_START = "import dagster; from satlake.definitions import defs; defs.resolve_asset_graph()"
 
 
-def orchestration_step(root: str, days: int) -> dict[str, Any]:
-    """Everything in one fresh process with its own storage root and a throwaway Dagster instance."""
-    os.environ["SATLAKE_ROOT"] = root
-    os.environ["SATLAKE_MODE"] = "embedded"
-    import dagster as dg
-
+@dg.definitions
+def one_run_per_partition_definitions() -> dg.Definitions:
+    """satlake's definitions with every daily asset's backfill policy set to one run per partition (the code
+    location the benchmark's backfill daemon loads; settings come from the environment)."""
     from satlake.definitions import build_definitions
-    from satlake.demo import backfill_days
+    from satlake.partitions import DAILY_PARTITIONS
+
+    base = build_definitions()
+
+    def one_run_per_partition(asset: Any) -> Any:
+        if isinstance(asset, dg.AssetsDefinition) and asset.partitions_def == DAILY_PARTITIONS:
+            return asset.with_attributes(backfill_policy=dg.BackfillPolicy.multi_run(1))
+        return asset
+
+    kept = ("asset_checks", "jobs", "schedules", "sensors", "resources", "executor", "loggers")
+    assets = [one_run_per_partition(asset) for asset in base.assets or []]
+    return dg.Definitions(assets=assets, **{name: getattr(base, name) for name in kept})
+
+
+def is_daily(partitions: dg.PartitionsDefinition | None) -> bool:
+    """Daily time partitions (the code server's asset graph rebuilds them, so compare by kind, not identity)."""
+    return isinstance(partitions, dg.TimeWindowPartitionsDefinition) and partitions.cron_schedule == "0 0 * * *"
+
+
+def backfill_through_daemon(
+    instance: dg.DagsterInstance, day_keys: list[str], module_name: str, attribute: str
+) -> dict[str, Any]:
+    """Submit an asset backfill of every daily asset over ``day_keys`` (as the UI's "backfill" button does) and
+    drive Dagster's backfill daemon iterations until it finishes, with the code location loaded from
+    ``module_name:attribute`` in a code server as ``dagster dev`` does. What it ran and how long it took."""
+    import logging
+
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.test_utils import create_test_daemon_workspace_context
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.backfill import execute_backfill_iteration
+
+    target = ModuleTarget(
+        module_name=module_name, attribute=attribute, working_directory=str(REPOSITORY_ROOT), location_name="satlake"
+    )
+    with create_test_daemon_workspace_context(target, instance) as workspace:
+        request = workspace.create_request_context()
+        error = request.get_code_location_error("satlake")
+        if error is not None:
+            raise RuntimeError(f"the code location {module_name}:{attribute} did not load: {error.to_string()}")
+        graph = request.asset_graph
+        daily = [k for k in graph.materializable_asset_keys if is_daily(graph.get(k).partitions_def)]
+        started = time.perf_counter()
+        backfill = PartitionBackfill.from_asset_partitions(
+            backfill_id="bench",
+            asset_graph=graph,
+            partition_names=day_keys,
+            asset_selection=sorted(daily),
+            backfill_timestamp=time.time(),
+            tags={},
+            dynamic_partitions_store=instance,
+            all_partitions=False,
+            title="bench backfill",
+            description=None,
+            run_config=None,
+        )
+        instance.add_backfill(backfill)
+        iterations = 0
+        while instance.get_backfill(backfill.backfill_id).status == BulkActionStatus.REQUESTED:
+            list(execute_backfill_iteration(workspace, logging.getLogger("bench.backfill")))
+            iterations += 1
+        seconds = time.perf_counter() - started
+        status = instance.get_backfill(backfill.backfill_id).status
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+    run_seconds = []
+    for run in runs:
+        stats = instance.get_run_stats(run.run_id)
+        if stats.start_time and stats.end_time:
+            run_seconds.append(stats.end_time - stats.start_time)
+    return {
+        "seconds": seconds,
+        "status": status.value,
+        "iterations": iterations,
+        "runs": len(runs),
+        "runs_succeeded": sum(run.status == dg.DagsterRunStatus.SUCCESS for run in runs),
+        "partitions_per_run": sorted(partitions_in_run(run.tags) for run in runs),
+        "run_seconds": run_seconds,
+    }
+
+
+def partitions_in_run(tags: dict[str, str]) -> int:
+    """How many daily partitions a run covered, from the tags Dagster puts on it (one key, or a range)."""
+    if "dagster/partition" in tags:
+        return 1
+    first, last = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if first is None or last is None:
+        return 0
+    return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days + 1
+
+
+def run_worker_start_seconds(root: str, repetitions: int = 2) -> float:
+    """Best of ``repetitions`` cold starts of a Python process that loads satlake's code location."""
+    times = []
+    for _ in range(repetitions):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", RUN_WORKER_START],
+            check=True,
+            cwd=REPOSITORY_ROOT,
+            env={**os.environ, "SATLAKE_ROOT": root, "SATLAKE_MODE": "embedded"},
+            capture_output=True,
+        )
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def land_raw_telemetry(days: int) -> tuple[int, int, list[str]]:
+    """Produce ``days`` days of telemetry into the event log and ingest it into the raw table (set-up, not
+    measured); events produced, events ingested, and the day partition keys."""
     from satlake.resources import build_resources
-    from satlake.runner import RunOutcome, run_pending_work
     from satlake.settings import Settings
     from satlake.telemetry.ingest import ingest_until_caught_up
     from satlake.telemetry.producer import publish_records, simulate_telemetry
-    from satlake.telemetry.sensors import telemetry_events_sensor
 
     settings = Settings.from_env()
     resources = build_resources(settings)
@@ -46,7 +172,39 @@ def orchestration_step(root: str, days: int) -> dict[str, Any]:
     resources.event_log.create_topic(settings.telemetry_topic, 4)
     produced = publish_records(resources.event_log, settings.telemetry_topic, records)
     ingested = ingest_until_caught_up(resources.event_log, resources.lakehouse, settings.telemetry_topic, 50_000).events
-    day_keys = [(start + timedelta(days=i)).date().isoformat() for i in range(days)]
+    return produced, ingested, [(start + timedelta(days=i)).date().isoformat() for i in range(days)]
+
+
+def daemon_backfill_step(root: str, days: int, mode: str) -> dict[str, Any]:
+    """A backfill through Dagster's backfill daemon code, in one fresh process with its own storage root."""
+    os.environ["SATLAKE_ROOT"] = root
+    os.environ["SATLAKE_MODE"] = "embedded"
+    produced, ingested, day_keys = land_raw_telemetry(days)
+    target = {
+        SINGLE_RUN: ("satlake.definitions", "defs"),
+        PER_PARTITION: ("bench.orchestration", "one_run_per_partition_definitions"),  # importable by the code server
+    }[mode]
+    with dg.instance_for_test(overrides=BACKFILL_INSTANCE_OVERRIDES) as instance:
+        result = backfill_through_daemon(instance, day_keys, *target)
+    return {"produced": produced, "ingested": ingested, "days": days, **result}
+
+
+def in_process_step(root: str, days: int) -> dict[str, Any]:
+    """satlake's own single-run backfill (``satlake demo``, ``satlake run``), then a new event through the
+    sensors, in one fresh process with its own storage root and a throwaway Dagster instance."""
+    os.environ["SATLAKE_ROOT"] = root
+    os.environ["SATLAKE_MODE"] = "embedded"
+    from satlake.definitions import build_definitions
+    from satlake.demo import backfill_days
+    from satlake.resources import build_resources
+    from satlake.runner import RunOutcome, run_pending_work
+    from satlake.settings import Settings
+    from satlake.telemetry.producer import publish_records, simulate_telemetry
+    from satlake.telemetry.sensors import telemetry_events_sensor
+
+    produced, ingested, day_keys = land_raw_telemetry(days)
+    settings = Settings.from_env()
+    resources = build_resources(settings)
     defs = build_definitions(settings)
     outcomes: list[RunOutcome] = []
     with dg.instance_for_test() as instance:
@@ -75,8 +233,9 @@ def orchestration_step(root: str, days: int) -> dict[str, Any]:
         "produced": produced,
         "ingested": ingested,
         "days": days,
-        "backfill_s": backfill_s,
-        "backfill_success": all(o.success for o in outcomes),
+        "seconds": backfill_s,
+        "runs": len(outcomes),
+        "runs_succeeded": sum(o.success for o in outcomes),
         "sensor_tick_s": tick_s,
         "tick_requested_runs": len(tick.run_requests or []),
         "event_to_run_start_s": (first_run.start_time - appended_at) if first_run and first_run.start_time else None,
@@ -84,44 +243,103 @@ def orchestration_step(root: str, days: int) -> dict[str, Any]:
     }
 
 
-def run(size: str, workdir: Path, days_list: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    rows = []
-    for days in days_list:
-        measured = run_isolated(orchestration_step, str(workdir / f"root-{days}"), days)
-        value = measured.value
-        rows.append(
-            {
-                "days": days,
-                "events": value["produced"],
-                "backfill_single_run_s": round(value["backfill_s"], 1),
-                "backfill_ok": value["backfill_success"],
-                "s_per_partition": round(value["backfill_s"] / days, 2),
-                "sensor_tick_ms": round(value["sensor_tick_s"] * 1000, 1),
-                "event_to_run_start_s": None
-                if value["event_to_run_start_s"] is None
-                else round(value["event_to_run_start_s"], 2),
-                "peak_rss_mib": measured.peak_rss_mib,
-            }
-        )
-    notes = [f"follow-up runs after one new event: {value['follow_up_runs']}"]
-    longest = rows[-1]
-    comparisons = [
-        comparison(
-            f"single-run backfill of {longest['days']} partitions (s)",
-            longest["backfill_single_run_s"],
-            None,
-            f"365 partitions < {TARGET_365_S:.0f} s",
-            longest["backfill_single_run_s"] < TARGET_365_S if longest["days"] >= 365 else None,
-            "" if longest["days"] >= 365 else "365 not run; see s_per_partition",
-        ),
-        comparison(
-            "event to run start without the daemon interval (s)",
-            longest["event_to_run_start_s"],
-            None,
-            "sensor interval (30 s) + 5 s",
-            None if longest["event_to_run_start_s"] is None else longest["event_to_run_start_s"] < 5,
-        ),
+def measure_mode(workdir: Path, days: int, mode: str, worker_start_s: float) -> dict[str, Any]:
+    root = str(workdir / f"root-{mode}-{days}")
+    if mode == IN_PROCESS:
+        measured = run_isolated(in_process_step, root, days)
+    else:
+        measured = run_isolated(daemon_backfill_step, root, days, mode)
+    value = measured.value
+    row: dict[str, Any] = {
+        "days": days,
+        "mode": mode,
+        "events": value["produced"],
+        "runs": value["runs"],
+        "backfill_s": round(value["seconds"], 1),
+        "backfill_ok": value["runs"] > 0 and value["runs_succeeded"] == value["runs"],
+        "s_per_partition": round(value["seconds"] / days, 2),
+        "peak_rss_mib": measured.peak_rss_mib,
+    }
+    if mode == IN_PROCESS:
+        row["sensor_tick_ms"] = round(value["sensor_tick_s"] * 1000, 1)
+        start_s = value["event_to_run_start_s"]
+        row["event_to_run_start_s"] = None if start_s is None else round(start_s, 2)
+        row["follow_up_runs"] = value["follow_up_runs"]
+    else:
+        row["daemon_iterations"] = value["iterations"]
+        row["backfill_status"] = value["status"]
+        row["partitions_per_run"] = value["partitions_per_run"]
+        row["run_s_mean"] = round(sum(value["run_seconds"]) / max(1, len(value["run_seconds"])), 2)
+        # A deployment's launcher starts one more process per run; its cold start is measured separately.
+        row["with_run_worker_starts_s"] = round(value["seconds"] + value["runs"] * worker_start_s, 1)
+    return row
+
+
+def run(
+    size: str, workdir: Path, days_list: list[int], modes: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    daemon_modes = [mode for mode in modes if mode != IN_PROCESS]
+    repetitions = 2 if size == "full" else 1
+    worker_start_s = run_worker_start_seconds(str(workdir / "worker-start"), repetitions) if daemon_modes else 0.0
+    rows = [measure_mode(workdir, days, mode, worker_start_s) for days in days_list for mode in modes]
+    notes = [
+        f"{IN_PROCESS}: satlake.demo.backfill_days, one execute_in_process run (what `satlake demo` and "
+        "`satlake run` do); then one new event through the telemetry sensor and run_pending_work",
+        f"{SINGLE_RUN} / {PER_PARTITION}: an asset backfill of the 6 daily assets submitted to the instance and "
+        "driven by Dagster's backfill daemon iteration (dagster._daemon.backfill.execute_backfill_iteration) against "
+        "a code server, with satlake's single_run policy / with every daily asset's policy overridden to "
+        "BackfillPolicy.multi_run(1); runs execute one after another in the benchmark process, each step in its "
+        "own process (multiprocess executor)",
     ]
+    if daemon_modes:
+        notes.append(
+            f"run worker cold start (python + dagster + satlake definitions), best of {repetitions}: "
+            f"{worker_start_s:.2f} s; with_run_worker_starts_s adds one per run, as a deployment's default run "
+            "launcher would"
+        )
+    by_mode = {(row["days"], row["mode"]): row for row in rows}
+    comparisons = []
+    for days in days_list:
+        for mode in modes:
+            row = by_mode[(days, mode)]
+            # Through the daemon, a deployment also starts one run worker per run: count them.
+            seconds = row["backfill_s"] if mode == IN_PROCESS else row["with_run_worker_starts_s"]
+            comparisons.append(
+                comparison(
+                    f"{mode} backfill of {days} partitions (s)",
+                    seconds,
+                    None,
+                    f"365 partitions < {TARGET_365_S:.0f} s",
+                    seconds < TARGET_365_S if days >= 365 else None,
+                    ("" if days >= 365 else "365 not run; see s_per_partition")
+                    + ("" if mode == IN_PROCESS else f"; {row['runs']} runs, with their run worker starts"),
+                )
+            )
+        daemon_single, per_partition = by_mode.get((days, SINGLE_RUN)), by_mode.get((days, PER_PARTITION))
+        if per_partition is not None and daemon_single is not None:
+            comparisons.append(
+                comparison(
+                    f"backfill of {days} partitions, one run per partition / single run (daemon, s)",
+                    per_partition["with_run_worker_starts_s"],
+                    daemon_single["with_run_worker_starts_s"],
+                    "",
+                    None,
+                    "ours = one run per partition, peer = satlake's single run, both through the backfill daemon "
+                    "with their run worker starts",
+                )
+            )
+    in_process_rows = [row for row in rows if row["mode"] == IN_PROCESS]
+    if in_process_rows:
+        latency = in_process_rows[-1]["event_to_run_start_s"]
+        comparisons.append(
+            comparison(
+                "event to run start without the daemon interval (s)",
+                latency,
+                None,
+                "sensor interval (30 s) + 5 s",
+                None if latency is None else latency < 5,
+            )
+        )
     return rows, comparisons, notes
 
 
@@ -129,20 +347,29 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=SIZES, default="small")
     parser.add_argument("--days", type=int, nargs="*", default=None, help="partition counts (default by size)")
+    parser.add_argument("--modes", nargs="*", choices=ALL_MODES, default=None, help="backfill modes (default by size)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     days_list = args.days or [DAYS[args.size]]
+    modes = tuple(args.modes or DEFAULT_MODES[args.size])
     with tempfile.TemporaryDirectory(prefix="satlake-bench-orch-", dir=args.workdir) as scratch:
-        rows, comparisons, notes = run(args.size, Path(scratch), days_list)
+        rows, comparisons, notes = run(args.size, Path(scratch), days_list, modes)
     print_table(rows)
     print()
     print_table(comparisons)
     for note in notes:
         print(note)
     data_size = f"{SATELLITES} satellites every {INTERVAL_S:.0f} s over {', '.join(map(str, days_list))} days"
-    extra = f"--days {' '.join(map(str, args.days))}" if args.days else ""
-    path = write_result("orchestration", args.size, data_size, rows, comparisons, args.out, notes, extra)
+    extra = " ".join(
+        ([f"--days {' '.join(map(str, args.days))}"] if args.days else [])
+        + ([f"--modes {' '.join(args.modes)}"] if args.modes else [])
+    )
+    out = args.out
+    if out is None and IN_PROCESS not in modes:
+        # The daemon modes have their own file, so the in-process figures of the default run stay.
+        out = RESULTS_DIR / f"orchestration.daemon{'' if args.size == 'full' else '.' + args.size}.json"
+    path = write_result("orchestration", args.size, data_size, rows, comparisons, out, notes, extra)
     print(f"wrote {path}")
     return path
 
