@@ -74,6 +74,7 @@ def test_ingest_commits_every_event(tmp_path: Path) -> None:
     )
     by_step = {row["step"].split(" ")[0]: row for row in document["rows"]}
     assert by_step["ingest_until_caught_up"]["events"] == ingest.EVENTS["small"]
+    assert by_step["ingest_in_parallel"]["events"] == ingest.EVENTS["small"]
     assert by_step["read"]["events"] == ingest.EVENTS["small"]
     bronze = by_step["build_bronze_partition"]
     assert bronze["events"] == ingest.EVENTS["small"] and 0 < bronze["rejects"] < bronze["events"]
