@@ -119,11 +119,20 @@ def describe_port_owner(port: int) -> str:
     return f"pid {pid} ({cmdline[:120]})" if cmdline else f"pid {pid}"
 
 
-def _raise_open_files_limit(minimum: int) -> Callable[[], None]:
+def _prepare_server_process(min_open_files: int | None) -> Callable[[], None]:
+    """Run in the child before exec: a server must stop on SIGTERM whatever its launcher did with signals (a
+    blocked signal mask and ignored signals survive exec), and may raise its open-files limit."""
+
     def preexec() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(ValueError):  # signal.signal needs the main thread; the mask is reset anyway
+                signal.signal(stop_signal, signal.SIG_DFL)
+        if min_open_files is None:
+            return
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         wanted = max(soft, min(hard, 131072)) if hard != resource.RLIM_INFINITY else max(soft, 131072)
-        if wanted >= minimum:
+        if wanted >= min_open_files:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
     return preexec
@@ -157,7 +166,7 @@ def start_detached(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_raise_open_files_limit(min_open_files) if min_open_files else None,
+            preexec_fn=_prepare_server_process(min_open_files),
         )
     pid_file.write_text(f"{process.pid}\n")
     return process.pid

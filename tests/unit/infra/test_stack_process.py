@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -47,6 +48,25 @@ def test_detached_process_is_ours_only_with_its_marker_and_stops_on_request(tmp_
     assert killed is False
     assert not process_alive(pid)
     assert owned_pid(pid_file, marker) is None
+
+
+def test_a_server_stops_on_sigterm_even_when_its_launcher_blocks_and_ignores_it(tmp_path: Path) -> None:
+    """A blocked signal mask and ignored signals survive exec: start_detached must reset them."""
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    previous_handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        pid = start_detached(
+            [sys.executable, "-c", "import time; time.sleep(60)"],
+            env=dict(os.environ),
+            cwd=tmp_path,
+            log_file=tmp_path / "sleeper.log",
+            pid_file=tmp_path / "sleeper.pid",
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+    assert stop_process(pid, timeout_s=10) is False  # stopped by SIGTERM, not killed after the timeout
+    assert not process_alive(pid)
 
 
 def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
