@@ -75,10 +75,10 @@ def ingest_step(kind: str, location: str, lake_root: str, topic: str, workers: i
     return {"events": report.events, "batches": len(report.batches)}
 
 
-def read_only_step(kind: str, location: str, topic: str) -> dict[str, Any]:
+def read_only_step(kind: str, location: str, topic: str, client_defaults: bool = False) -> dict[str, Any]:
     """Ceiling: read every record of the topic and drop it (no decoding, no sink)."""
     if kind == "kafka":
-        return bare_kafka_consume(location, topic)
+        return bare_kafka_consume(location, topic, client_defaults)
     event_log = open_event_log(kind, location)
     end = event_log.end_offsets(topic)
     offsets = dict.fromkeys(end, 0)
@@ -91,12 +91,20 @@ def read_only_step(kind: str, location: str, topic: str) -> dict[str, Any]:
     return {"events": events}
 
 
-def bare_kafka_consume(bootstrap: str, topic: str) -> dict[str, Any]:
-    """A bare confluent-kafka loop: ``consume(num_messages=10000)`` until every partition's end offset."""
+def bare_kafka_consume(bootstrap: str, topic: str, client_defaults: bool = False) -> dict[str, Any]:
+    """A bare confluent-kafka loop: ``consume(num_messages=10000)`` until every partition's end offset, with
+    the consumer settings satlake's reader uses (``client_defaults``: librdkafka's own defaults)."""
     from confluent_kafka import Consumer, TopicPartition
 
+    from satlake.resources.kafka_event_log import CONSUMER_DEFAULTS
+
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            **({} if client_defaults else CONSUMER_DEFAULTS),
+        }
     )
     metadata = consumer.list_topics(topic, timeout=10)
     partitions = list(metadata.topics[topic].partitions)
@@ -164,6 +172,16 @@ def measure(
     ceiling = run_isolated(read_only_step, kind, location, topic)
     name = "bare confluent-kafka consume" if kind == "kafka" else "bare LocalEventLog.read_columns"
     rows.append(row(name, "read only, no decode, no sink", ceiling, ceiling.value["events"]))
+    if kind == "kafka":
+        untuned = run_isolated(read_only_step, kind, location, topic, True)
+        rows.append(
+            row(
+                "bare confluent-kafka consume, librdkafka's default settings",
+                "reference: no decode, no sink, fetch.queue.backoff.ms 1000",
+                untuned,
+                untuned.value["events"],
+            )
+        )
     for workers in (1, WORKERS):
         lake = lake_root if workers == 1 else f"{lake_root}-{workers}-workers"
         ingest = run_isolated(ingest_step, kind, location, lake, topic, workers)
