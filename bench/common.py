@@ -153,6 +153,20 @@ def run_command(command: Sequence[str], env: dict[str, str] | None = None) -> Me
     )
 
 
+def measurement_row(system: str, step: str, measured: Measured, events: int, **extra: Any) -> dict[str, Any]:
+    """One result row for ``events`` processed in ``measured``: events/s, CPU-seconds per million, peak RSS."""
+    return {
+        "system": system,
+        "step": step,
+        "events": events,
+        "wall_s": round(measured.wall_s, 2),
+        "events_per_s": round(events / measured.wall_s),
+        "cpu_s_per_million": round(measured.cpu_s / events * 1e6, 2),
+        "peak_rss_mib": measured.peak_rss_mib,
+        **extra,
+    }
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile (``fraction`` in 0..1) of a non-empty sequence."""
     if not values:

@@ -12,12 +12,15 @@ import itertools
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.common import (
     SIZES,
     comparison,
+    measurement_row,
     print_table,
     run_isolated,
     write_result,
@@ -53,6 +56,32 @@ def open_event_log(kind: str, location: str) -> Any:
     from satlake.resources.kafka_event_log import KafkaEventLog
 
     return KafkaEventLog(location)
+
+
+@contextmanager
+def throwaway_topic(bootstrap: str, prefix: str = "bench.telemetry") -> Iterator[str]:
+    """A fresh 4-partition topic ``<prefix>.<random>``, deleted afterwards (the broker may be shared).
+
+    The simulated events carry timestamps from their own past time, which the broker's 7-day retention would
+    delete within minutes, while a large run is still producing or reading: the topic stamps records on
+    arrival instead, so a topic left behind by an interrupted run still expires.
+    """
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    topic = f"{prefix}.{uuid.uuid4().hex[:8]}"
+    event_log = open_event_log("kafka", bootstrap)
+    event_log.create_topic(topic, PARTITIONS)
+    try:
+        stamp_on_arrival = ConfigEntry(
+            "message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET
+        )
+        resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[stamp_on_arrival])
+        for future in event_log.admin.incremental_alter_configs([resource]).values():
+            future.result(timeout=30)
+        yield topic
+    finally:
+        for future in event_log.admin.delete_topics([topic]).values():
+            future.result(timeout=30)  # the request is asynchronous: without waiting it may never be sent
 
 
 def open_log_and_lake(kind: str, location: str, lake_root: str) -> tuple[Any, Any]:
@@ -157,17 +186,7 @@ def measure(
     rows: list[dict[str, Any]] = []
 
     def row(system: str, step: str, measured: Any, count: int, extra: dict[str, Any] | None = None) -> dict:
-        return {
-            "log": label,
-            "system": system,
-            "step": step,
-            "events": count,
-            "wall_s": round(measured.wall_s, 2),
-            "events_per_s": round(count / measured.wall_s),
-            "cpu_s_per_million": round(measured.cpu_s / count * 1e6, 2),
-            "peak_rss_mib": measured.peak_rss_mib,
-            **(extra or {}),
-        }
+        return {"log": label} | measurement_row(system, step, measured, count, **(extra or {}))
 
     ceiling = run_isolated(read_only_step, kind, location, topic)
     name = "bare confluent-kafka consume" if kind == "kafka" else "bare LocalEventLog.read_columns"
@@ -225,13 +244,8 @@ def measure(
 
 def measure_kafka(bootstrap: str, workdir: Path, events: int) -> list[dict[str, Any]]:
     """The Kafka half, on a throwaway topic that is deleted afterwards (the broker may be shared)."""
-    topic = f"bench.telemetry.{uuid.uuid4().hex[:8]}"
-    event_log = open_event_log("kafka", bootstrap)
-    event_log.create_topic(topic, PARTITIONS)
-    try:
+    with throwaway_topic(bootstrap) as topic:
         return measure("kafka", bootstrap, workdir, events, "kafka", topic)
-    finally:
-        event_log.admin.delete_topics([topic])
 
 
 def run(

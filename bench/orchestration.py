@@ -43,23 +43,42 @@ BACKFILL_INSTANCE_OVERRIDES = {
 RUN_WORKER_START = "import dagster; from satlake.definitions import defs; defs.resolve_asset_graph()"
 
 
-@dg.definitions
-def one_run_per_partition_definitions() -> dg.Definitions:
-    """satlake's definitions with every daily asset's backfill policy set to one run per partition (the code
-    location the benchmark's backfill daemon loads; settings come from the environment)."""
+# Set by --in-process-steps for the code server the backfill daemon loads: each run executes its steps in its
+# own process instead of one process per step (a run-level choice a user can make too).
+STEP_EXECUTOR_VARIABLE = "SATLAKE_BENCH_IN_PROCESS_STEPS"
+
+
+def backfill_definitions(one_run_per_partition: bool) -> dg.Definitions:
+    """satlake's definitions (settings come from the environment), with every daily asset's backfill policy set
+    to one run per partition if asked, and the in-process executor if ``SATLAKE_BENCH_IN_PROCESS_STEPS`` is
+    set."""
     from satlake.definitions import build_definitions
     from satlake.partitions import DAILY_PARTITIONS
 
     base = build_definitions()
 
-    def one_run_per_partition(asset: Any) -> Any:
-        if isinstance(asset, dg.AssetsDefinition) and asset.partitions_def == DAILY_PARTITIONS:
+    def with_policy(asset: Any) -> Any:
+        daily = isinstance(asset, dg.AssetsDefinition) and asset.partitions_def == DAILY_PARTITIONS
+        if one_run_per_partition and daily:
             return asset.with_attributes(backfill_policy=dg.BackfillPolicy.multi_run(1))
         return asset
 
-    kept = ("asset_checks", "jobs", "schedules", "sensors", "resources", "executor", "loggers")
-    assets = [one_run_per_partition(asset) for asset in base.assets or []]
-    return dg.Definitions(assets=assets, **{name: getattr(base, name) for name in kept})
+    kept = ("asset_checks", "jobs", "schedules", "sensors", "resources", "loggers")
+    executor = dg.in_process_executor if os.environ.get(STEP_EXECUTOR_VARIABLE) else base.executor
+    assets = [with_policy(asset) for asset in base.assets or []]
+    return dg.Definitions(assets=assets, executor=executor, **{name: getattr(base, name) for name in kept})
+
+
+@dg.definitions
+def single_run_definitions() -> dg.Definitions:
+    """The code location of the single-run mode: satlake's own backfill policy."""
+    return backfill_definitions(one_run_per_partition=False)
+
+
+@dg.definitions
+def one_run_per_partition_definitions() -> dg.Definitions:
+    """The code location of the per-partition mode: every daily asset backfills one run per partition."""
+    return backfill_definitions(one_run_per_partition=True)
 
 
 def is_daily(partitions: dg.PartitionsDefinition | None) -> bool:
@@ -175,15 +194,16 @@ def land_raw_telemetry(days: int) -> tuple[int, int, list[str]]:
     return produced, ingested, [(start + timedelta(days=i)).date().isoformat() for i in range(days)]
 
 
-def daemon_backfill_step(root: str, days: int, mode: str) -> dict[str, Any]:
+def daemon_backfill_step(root: str, days: int, mode: str, in_process_steps: bool = False) -> dict[str, Any]:
     """A backfill through Dagster's backfill daemon code, in one fresh process with its own storage root."""
     os.environ["SATLAKE_ROOT"] = root
     os.environ["SATLAKE_MODE"] = "embedded"
+    if in_process_steps:
+        os.environ[STEP_EXECUTOR_VARIABLE] = "1"
     produced, ingested, day_keys = land_raw_telemetry(days)
-    target = {
-        SINGLE_RUN: ("satlake.definitions", "defs"),
-        PER_PARTITION: ("bench.orchestration", "one_run_per_partition_definitions"),  # importable by the code server
-    }[mode]
+    # Importable by the code server, which the environment above configures.
+    attribute = "single_run_definitions" if mode == SINGLE_RUN else "one_run_per_partition_definitions"
+    target = ("bench.orchestration", attribute)
     with dg.instance_for_test(overrides=BACKFILL_INSTANCE_OVERRIDES) as instance:
         result = backfill_through_daemon(instance, day_keys, *target)
     return {"produced": produced, "ingested": ingested, "days": days, **result}
@@ -243,12 +263,14 @@ def in_process_step(root: str, days: int) -> dict[str, Any]:
     }
 
 
-def measure_mode(workdir: Path, days: int, mode: str, worker_start_s: float) -> dict[str, Any]:
+def measure_mode(
+    workdir: Path, days: int, mode: str, worker_start_s: float, in_process_steps: bool = False
+) -> dict[str, Any]:
     root = str(workdir / f"root-{mode}-{days}")
     if mode == IN_PROCESS:
         measured = run_isolated(in_process_step, root, days)
     else:
-        measured = run_isolated(daemon_backfill_step, root, days, mode)
+        measured = run_isolated(daemon_backfill_step, root, days, mode, in_process_steps)
     value = measured.value
     row: dict[str, Any] = {
         "days": days,
@@ -266,6 +288,7 @@ def measure_mode(workdir: Path, days: int, mode: str, worker_start_s: float) -> 
         row["event_to_run_start_s"] = None if start_s is None else round(start_s, 2)
         row["follow_up_runs"] = value["follow_up_runs"]
     else:
+        row["steps"] = "one process per run" if in_process_steps else "one process per step"
         row["daemon_iterations"] = value["iterations"]
         row["backfill_status"] = value["status"]
         row["partitions_per_run"] = value["partitions_per_run"]
@@ -276,20 +299,24 @@ def measure_mode(workdir: Path, days: int, mode: str, worker_start_s: float) -> 
 
 
 def run(
-    size: str, workdir: Path, days_list: list[int], modes: tuple[str, ...]
+    size: str, workdir: Path, days_list: list[int], modes: tuple[str, ...], in_process_steps: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     daemon_modes = [mode for mode in modes if mode != IN_PROCESS]
     repetitions = 2 if size == "full" else 1
     worker_start_s = run_worker_start_seconds(str(workdir / "worker-start"), repetitions) if daemon_modes else 0.0
-    rows = [measure_mode(workdir, days, mode, worker_start_s) for days in days_list for mode in modes]
+    rows = [measure_mode(workdir, days, mode, worker_start_s, in_process_steps) for days in days_list for mode in modes]
     notes = [
         f"{IN_PROCESS}: satlake.demo.backfill_days, one execute_in_process run (what `satlake demo` and "
         "`satlake run` do); then one new event through the telemetry sensor and run_pending_work",
         f"{SINGLE_RUN} / {PER_PARTITION}: an asset backfill of the 6 daily assets submitted to the instance and "
         "driven by Dagster's backfill daemon iteration (dagster._daemon.backfill.execute_backfill_iteration) against "
         "a code server, with satlake's single_run policy / with every daily asset's policy overridden to "
-        "BackfillPolicy.multi_run(1); runs execute one after another in the benchmark process, each step in its "
-        "own process (multiprocess executor)",
+        "BackfillPolicy.multi_run(1); runs execute one after another in the benchmark process, "
+        + (
+            "each run's steps in that process (in_process_executor, --in-process-steps)"
+            if in_process_steps
+            else "each step in its own process (multiprocess executor)"
+        ),
     ]
     if daemon_modes:
         notes.append(
@@ -348,13 +375,18 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--size", choices=SIZES, default="small")
     parser.add_argument("--days", type=int, nargs="*", default=None, help="partition counts (default by size)")
     parser.add_argument("--modes", nargs="*", choices=ALL_MODES, default=None, help="backfill modes (default by size)")
+    parser.add_argument(
+        "--in-process-steps",
+        action="store_true",
+        help="daemon modes: run each run's steps in one process (in_process_executor) instead of one per step",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     days_list = args.days or [DAYS[args.size]]
     modes = tuple(args.modes or DEFAULT_MODES[args.size])
     with tempfile.TemporaryDirectory(prefix="satlake-bench-orch-", dir=args.workdir) as scratch:
-        rows, comparisons, notes = run(args.size, Path(scratch), days_list, modes)
+        rows, comparisons, notes = run(args.size, Path(scratch), days_list, modes, args.in_process_steps)
     print_table(rows)
     print()
     print_table(comparisons)
@@ -364,6 +396,7 @@ def main(argv: list[str] | None = None) -> Path:
     extra = " ".join(
         ([f"--days {' '.join(map(str, args.days))}"] if args.days else [])
         + ([f"--modes {' '.join(args.modes)}"] if args.modes else [])
+        + (["--in-process-steps"] if args.in_process_steps else [])
     )
     out = args.out
     if out is None and IN_PROCESS not in modes:

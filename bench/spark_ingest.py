@@ -21,14 +21,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import SIZES, Measured, comparison, print_table, run_command, run_isolated, write_result
-from bench.ingest import BATCH_SIZE, PARTITIONS, SATELLITES, ingest_step, open_event_log, produce
+from bench.common import (
+    SIZES,
+    Measured,
+    comparison,
+    measurement_row,
+    print_table,
+    run_command,
+    run_isolated,
+    write_result,
+)
+from bench.ingest import BATCH_SIZE, PARTITIONS, SATELLITES, ingest_step, open_event_log, produce, throwaway_topic
 from bench.spark_streaming_query import SAMPLE_INTERVAL_S, SPARK_PACKAGES
 from satlake.stack.install import InstallToolMissing, kafka_java_home
 
@@ -118,32 +124,6 @@ def run_spark_job(arguments: list[str]) -> tuple[dict[str, Any], Measured]:
     return json.loads(measured.value.strip().splitlines()[-1]), measured
 
 
-@contextmanager
-def throwaway_topic(bootstrap: str) -> Iterator[str]:
-    """A fresh 4-partition topic, deleted afterwards (the broker may be shared).
-
-    The simulated events carry timestamps from their own past time, which the broker's 7-day retention would
-    delete within minutes, while Spark is still starting: the topic stamps records on arrival instead, so a
-    topic left behind by an interrupted run still expires.
-    """
-    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
-
-    topic = f"bench.spark.{uuid.uuid4().hex[:8]}"
-    event_log = open_event_log("kafka", bootstrap)
-    event_log.create_topic(topic, PARTITIONS)
-    try:
-        stamp_on_arrival = ConfigEntry(
-            "message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET
-        )
-        resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[stamp_on_arrival])
-        for future in event_log.admin.incremental_alter_configs([resource]).values():
-            future.result(timeout=30)
-        yield topic
-    finally:
-        for future in event_log.admin.delete_topics([topic]).values():
-            future.result(timeout=30)  # the request is asynchronous: without waiting it may never be sent
-
-
 def data_file_count(table_dir: Path) -> int:
     """Parquet data files of a Delta table (log checkpoints, also Parquet, excluded)."""
     return sum(1 for path in table_dir.rglob("*.parquet") if "_delta_log" not in path.parts)
@@ -167,25 +147,12 @@ def spark_table_summary(table_dir: Path) -> dict[str, int]:
     }
 
 
-def measurement_row(system: str, step: str, round_number: int, measured: Measured, events: int) -> dict[str, Any]:
-    return {
-        "system": system,
-        "step": step,
-        "round": round_number,
-        "events": events,
-        "wall_s": round(measured.wall_s, 2),
-        "events_per_s": round(events / measured.wall_s),
-        "cpu_s_per_million": round(measured.cpu_s / events * 1e6, 2),
-        "peak_rss_mib": measured.peak_rss_mib,
-    }
-
-
 def measure_satlake(bootstrap: str, topic: str, workdir: Path, round_number: int) -> dict[str, Any]:
     lake_root = workdir / f"lake-{round_number}"
     measured = run_isolated(ingest_step, "kafka", bootstrap, str(lake_root), topic)
     table_dir = lake_root / "raw" / "telemetry_events"
     row = measurement_row(
-        "satlake", "ingest_until_caught_up -> raw Delta", round_number, measured, measured.value["events"]
+        "satlake", "ingest_until_caught_up -> raw Delta", measured, measured.value["events"], round=round_number
     )
     return row | {
         "batches": measured.value["batches"],
@@ -213,7 +180,7 @@ def measure_spark(bootstrap: str, topic: str, workdir: Path, round_number: int, 
     query = Measured(report, report["wall_s"], report["cpu_s"], report["peak_rss_mib"])
     summary = spark_table_summary(table_dir)
     row = measurement_row(
-        SPARK_SYSTEM, "Kafka source -> mapInArrow decode -> Delta append", round_number, query, report["events"]
+        SPARK_SYSTEM, "Kafka source -> mapInArrow decode -> Delta append", query, report["events"], round=round_number
     )
     return row | {
         "batches": report["batches"],
@@ -273,7 +240,7 @@ def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run(bootstrap: str, workdir: Path, events: int, rounds: int, per_trigger: int) -> list[dict[str, Any]]:
     """Produce once, then alternate satlake and Spark over the same topic, each from offset 0 into a new table."""
     rows: list[dict[str, Any]] = []
-    with throwaway_topic(bootstrap) as topic:
+    with throwaway_topic(bootstrap, "bench.spark") as topic:
         produce_s = produce(open_event_log("kafka", bootstrap), topic, events)
         print(f"produced {events:,} events to {topic} in {produce_s:.1f} s", flush=True)
         for round_number in range(1, rounds + 1):

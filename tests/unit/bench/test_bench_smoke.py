@@ -132,11 +132,13 @@ def test_orchestration_backfills_and_reacts_to_a_new_event(tmp_path: Path) -> No
 
 
 def test_orchestration_backfills_one_run_per_partition_through_the_backfill_daemon(tmp_path: Path) -> None:
-    arguments = ["--size", "small", "--days", "2", "--modes", "per-partition"]
+    # Steps in the run's process keep the smoke size under a minute; the full size runs one process per step.
+    arguments = ["--size", "small", "--days", "2", "--modes", "per-partition", "--in-process-steps"]
     path = orchestration.main([*arguments, "--workdir", str(tmp_path), "--out", str(tmp_path / "r.json")])
     document = json.loads(path.read_text())
-    assert document["command"] == "python -m bench.orchestration --size small --days 2 --modes per-partition"
+    assert document["command"] == f"python -m bench.orchestration {' '.join(arguments)}"
     (row,) = document["rows"]
+    assert row["steps"] == "one process per run"
     # Dagster's backfill planned one run for each day, and every run succeeded.
     assert (row["runs"], row["partitions_per_run"], row["backfill_status"]) == (2, [1, 1], "COMPLETED_SUCCESS")
     assert row["backfill_ok"] is True and row["with_run_worker_starts_s"] > row["backfill_s"]
