@@ -33,6 +33,7 @@ DURATION_S = {"small": 10, "full": 120}
 SMALL_RATE = 5_000
 TARGET_P99_S = 15.0
 TICK_S = 0.05
+DRAIN_S = 120  # how long after the producer's last event the driver keeps polling
 
 
 def half_measured_rate() -> int | None:
@@ -88,17 +89,41 @@ def visible_offsets(trino: Any, topic: str) -> dict[int, int]:
 
 
 def latencies(polls: list[tuple[float, dict[int, int]]], broker: dict[int, np.ndarray]) -> np.ndarray:
-    """Seconds from each event's broker timestamp to the first poll that saw its offset."""
+    """Seconds from each event's broker timestamp to the first poll that saw its offset (infinite for an event
+    no poll saw: the ingestion fell behind)."""
     result: list[np.ndarray] = []
+    seen_at = np.append(np.array([at for at, _ in polls]), np.inf)
     for partition, timestamps_s in broker.items():
-        seen_at = np.array([at for at, _ in polls])
         seen_max = np.maximum.accumulate(np.array([offsets.get(partition, -1) for _, offsets in polls]))
         offsets = np.arange(len(timestamps_s))
-        first_poll = np.searchsorted(seen_max, offsets, side="left")
-        if (first_poll >= len(polls)).any():
-            raise RuntimeError(f"partition {partition}: some offsets never became visible in Trino")
+        first_poll = np.searchsorted(seen_max, offsets, side="left")  # len(polls) if never seen
         result.append(seen_at[first_poll] - timestamps_s)
     return np.concatenate(result)
+
+
+def finite_or_none(seconds: float) -> float | None:
+    return round(seconds, 2) if np.isfinite(seconds) else None
+
+
+def broker_timestamps(bootstrap: str, topic: str) -> dict[int, np.ndarray]:
+    """Each partition's broker timestamps in seconds, by offset, read back from the topic (every published event,
+    whether or not the ingestion committed it)."""
+    from satlake.resources.kafka_event_log import KafkaEventLog
+
+    with KafkaEventLog(bootstrap, client_id="bench-visibility") as event_log:
+        ends = event_log.end_offsets(topic)
+        offsets = dict.fromkeys(ends, 0)
+        partitions, timestamps = [], []
+        while any(offsets[p] < ends[p] for p in ends):
+            records = event_log.read_columns(topic, offsets, 1_000_000)
+            partitions.append(records.partition)
+            timestamps.append(records.timestamp_ms)
+            for partition in np.unique(records.partition).tolist():
+                offsets[partition] = int(records.offset[records.partition == partition].max()) + 1
+    partition = np.concatenate(partitions) if partitions else np.zeros(0, np.int32)
+    seconds = np.concatenate(timestamps) / 1e3 if timestamps else np.zeros(0)
+    # read_columns returns each partition in offset order
+    return {int(p): seconds[partition == p] for p in np.unique(partition)}
 
 
 def wait_until_following(log_path: Path, ingestion: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
@@ -115,7 +140,6 @@ def run(size: str, rate: int, root: Path) -> tuple[list[dict[str, Any]], list[di
     from satlake.resources import build_resources
     from satlake.resources.trino import TrinoLake
     from satlake.settings import Mode, Settings
-    from satlake.telemetry.tables import RAW_TELEMETRY_EVENTS
 
     settings = Settings.from_env({**os.environ, "SATLAKE_MODE": Mode.STACK.value})
     topic = f"bench.visibility.{uuid.uuid4().hex[:8]}"
@@ -139,7 +163,7 @@ def run(size: str, rate: int, root: Path) -> tuple[list[dict[str, Any]], list[di
             target=lambda: published.update(publish_at_rate(settings.kafka_bootstrap, topic, events, rate))
         )
         producer.start()
-        deadline = time.monotonic() + DURATION_S[size] + 120
+        deadline = time.monotonic() + DURATION_S[size] + DRAIN_S
         while time.monotonic() < deadline:
             try:
                 offsets = visible_offsets(trino, topic)
@@ -156,26 +180,22 @@ def run(size: str, rate: int, root: Path) -> tuple[list[dict[str, Any]], list[di
         except subprocess.TimeoutExpired:
             ingestion.kill()  # safe: offsets are committed with the rows
             ingestion.wait()
-    raw = resources.lakehouse.read(
-        RAW_TELEMETRY_EVENTS, filters=[("topic", "=", topic)], columns=["partition", "offset", "broker_timestamp"]
-    )
+    broker = broker_timestamps(settings.kafka_bootstrap, topic)
     resources.event_log.admin.delete_topics([topic])
-    if raw is None or raw.num_rows != published["events"]:
-        raise RuntimeError(f"{published['events']} events published, {0 if raw is None else raw.num_rows} in Trino")
-    table = raw.sort_by([("partition", "ascending"), ("offset", "ascending")])
-    partition = table.column("partition").to_numpy()
-    broker_s = table.column("broker_timestamp").cast("int64").to_numpy() / 1e6
-    broker = {int(p): broker_s[partition == p] for p in np.unique(partition)}
+    if sum(len(timestamps) for timestamps in broker.values()) != published["events"]:
+        raise RuntimeError(f"{published['events']} events published, {sum(map(len, broker.values()))} in the topic")
     seconds = latencies(polls, broker)
+    not_visible = int(np.isinf(seconds).sum())
     poll_gaps = np.diff([at for at, _ in polls])
     row = {
         "system": "satlake ingest --follow -> Trino SELECT",
         "target_rate": rate,
         "achieved_rate": round(published["rate"]),
         "events": published["events"],
-        "p50_s": round(percentile(list(seconds), 0.5), 2),
-        "p99_s": round(percentile(list(seconds), 0.99), 2),
-        "max_s": round(float(seconds.max()), 2),
+        "p50_s": finite_or_none(percentile(list(seconds), 0.5)),
+        "p99_s": finite_or_none(percentile(list(seconds), 0.99)),
+        "max_s": finite_or_none(float(seconds.max())),
+        "not_visible_at_the_end": not_visible,
         "trino_polls": len(polls),
         "median_poll_interval_s": round(float(np.median(poll_gaps)), 2) if len(poll_gaps) else None,
     }
@@ -184,8 +204,14 @@ def run(size: str, rate: int, root: Path) -> tuple[list[dict[str, Any]], list[di
         f"load average at the end {os.getloadavg()[0]:.1f}",
         "latency includes the Trino query that observed the row (a poll as soon as the previous one answered)",
     ]
+    if not_visible:
+        notes.append(
+            f"{not_visible} events were not visible in Trino {DRAIN_S} s after the producer stopped: the ingestion "
+            "fell behind this rate; percentiles they reach are reported as null"
+        )
     p99 = row["p99_s"]
-    return [row], [comparison("visibility p99 s", p99, None, f"< {TARGET_P99_S} s", p99 < TARGET_P99_S)], notes
+    met = p99 is not None and p99 < TARGET_P99_S
+    return [row], [comparison("visibility p99 s", p99, None, f"< {TARGET_P99_S} s", met)], notes
 
 
 def main(argv: list[str] | None = None) -> Path:

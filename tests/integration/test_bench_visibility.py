@@ -30,6 +30,7 @@ def test_every_published_event_becomes_visible_in_trino(
     document = json.loads(out.read_text())
     (row,) = document["rows"]
     assert row["events"] == 2000 * visibility.DURATION_S["small"]
+    assert row["not_visible_at_the_end"] == 0
     assert 0 < row["p50_s"] <= row["p99_s"] <= row["max_s"]
     assert row["trino_polls"] >= 2
     assert document["comparisons"][0]["metric"] == "visibility p99 s"
