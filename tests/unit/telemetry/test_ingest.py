@@ -17,6 +17,7 @@ from satlake.telemetry.codec import TelemetryReading, encode_event
 from satlake.telemetry.ingest import (
     committed_offsets,
     event_day_hint,
+    ingest_continuously,
     ingest_until_caught_up,
     pending_event_counts,
 )
@@ -66,6 +67,31 @@ def test_every_event_is_ingested_once_in_batches(log_and_lake: tuple[LocalEventL
     publish(log, 300, time.time_ns() - DAY_NS, first=2_500)
     assert ingest_until_caught_up(log, lakehouse, TOPIC).events == 300
     assert len(set(raw_positions(lakehouse))) == 2_800
+
+
+def test_following_keeps_the_table_open_and_continues_after_commits_made_by_others(
+    log_and_lake: tuple[LocalEventLog, Lakehouse],
+) -> None:
+    log, lakehouse = log_and_lake
+    base_ns = time.time_ns() - DAY_NS
+    publish(log, 500, base_ns)
+    checks = 0
+
+    def should_stop() -> bool:
+        nonlocal checks
+        checks += 1
+        if checks == 2:  # between two passes another ingestion commits 300 events, then 200 more arrive
+            publish(log, 300, base_ns, first=500)
+            assert ingest_until_caught_up(log, lakehouse, TOPIC).events == 300
+            publish(log, 200, base_ns, first=800)
+        return checks > 3
+
+    report = ingest_continuously(log, lakehouse, TOPIC, should_stop, batch_size=400, poll_interval_s=0)
+    # The kept-open table caught up with the other commit: its offsets were neither read again nor refused.
+    assert report.events == 700
+    positions = raw_positions(lakehouse)
+    assert len(positions) == len(set(positions)) == 1_000
+    assert committed_offsets(lakehouse, TOPIC, [0, 1, 2, 3]) == log.end_offsets(TOPIC)
 
 
 def test_payloads_are_kept_exactly_as_received(log_and_lake: tuple[LocalEventLog, Lakehouse]) -> None:
