@@ -276,9 +276,9 @@ class KafkaEventLog(EventLog):
         ``max_records`` are collected, or no record arrives for ``timeout_s``. ``positions`` is advanced to
         the offset after the last record consumed from each partition.
 
-        Per message, only five fields are copied into lists, by ``map`` over the accessors (no Python bytecode
-        per message); which partitions are done, and which records lie past the captured ends, is worked out
-        per batch with numpy.
+        Per message, only five fields are copied out, by ``map`` over the accessors into numpy arrays and lists
+        (no Python bytecode per message); which partitions are done, and which records lie past the captured
+        ends, is worked out per batch with numpy.
         """
         partitions: list[np.ndarray] = []
         offsets: list[np.ndarray] = []
