@@ -108,16 +108,19 @@ def read_only_step(kind: str, location: str, topic: str, client_defaults: bool =
     """Ceiling: read every record of the topic and drop it (no decoding, no sink)."""
     if kind == "kafka":
         return bare_kafka_consume(location, topic, client_defaults)
-    event_log = open_event_log(kind, location)
+    return {"events": sum(map(len, topic_columns(open_event_log(kind, location), topic, BATCH_SIZE)))}
+
+
+def topic_columns(event_log: Any, topic: str, batch_size: int) -> Iterator[Any]:
+    """Every record of ``topic`` up to its end offsets at the start, as ``RecordColumns`` batches (each
+    partition in offset order)."""
     end = event_log.end_offsets(topic)
     offsets = dict.fromkeys(end, 0)
-    events = 0
     while any(offsets[p] < end[p] for p in end):
-        records = event_log.read_columns(topic, offsets, BATCH_SIZE)
+        records = event_log.read_columns(topic, offsets, batch_size)
         for partition in set(records.partition.tolist()):
             offsets[partition] = int(records.offset[records.partition == partition].max()) + 1
-        events += len(records)
-    return {"events": events}
+        yield records
 
 
 def bare_kafka_consume(bootstrap: str, topic: str, client_defaults: bool = False) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS_DIR, SIZES, comparison, percentile, print_table, write_result
+from bench.ingest import topic_columns
 
 PARTITIONS = 4
 SATELLITES = 20
@@ -111,15 +112,9 @@ def broker_timestamps(bootstrap: str, topic: str) -> dict[int, np.ndarray]:
     from satlake.resources.kafka_event_log import KafkaEventLog
 
     with KafkaEventLog(bootstrap, client_id="bench-visibility") as event_log:
-        ends = event_log.end_offsets(topic)
-        offsets = dict.fromkeys(ends, 0)
-        partitions, timestamps = [], []
-        while any(offsets[p] < ends[p] for p in ends):
-            records = event_log.read_columns(topic, offsets, 1_000_000)
-            partitions.append(records.partition)
-            timestamps.append(records.timestamp_ms)
-            for partition in np.unique(records.partition).tolist():
-                offsets[partition] = int(records.offset[records.partition == partition].max()) + 1
+        batches = list(topic_columns(event_log, topic, 1_000_000))
+    partitions = [records.partition for records in batches]
+    timestamps = [records.timestamp_ms for records in batches]
     partition = np.concatenate(partitions) if partitions else np.zeros(0, np.int32)
     seconds = np.concatenate(timestamps) / 1e3 if timestamps else np.zeros(0)
     # read_columns returns each partition in offset order
