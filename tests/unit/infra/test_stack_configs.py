@@ -130,6 +130,8 @@ def test_trino_catalog_reads_its_own_key_from_the_environment_not_from_disk(conf
     assert catalog["s3.endpoint"] == "http://127.0.0.1:19000"
     assert catalog["s3.path-style-access"] == "true"
     assert catalog["delta.register-table-procedure.enabled"] == "true"
+    assert catalog["fs.cache.enabled"] == "true"
+    assert catalog["fs.cache.directories"] == str(config.server_dir("trino") / "data" / "fs-cache")
     # Trino's key, not the pipeline's: it may read the lake and write only the metastore.
     assert catalog["s3.aws-access-key"] == "${ENV:SATLAKE_TRINO_S3_ACCESS_KEY}"
     assert catalog["s3.aws-secret-key"] == "${ENV:SATLAKE_TRINO_S3_SECRET_KEY}"
