@@ -20,6 +20,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from satlake.partitions import DAILY_PARTITIONS, partition_dates
 from satlake.resources.lakehouse import Lakehouse, TableRef
 from satlake.settings import Settings
+from satlake.telemetry.dbt_launcher import dbt_executable
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 DBT_TARGET_DIR = DBT_PROJECT_DIR / "target"
@@ -189,5 +190,8 @@ def build_curated_assets(settings: Settings) -> dg.AssetsDefinition:
 
 def build_dbt_resource(settings: Settings) -> DbtCliResource:
     return DbtCliResource(
-        project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), target=dbt_target(settings)
+        project_dir=str(DBT_PROJECT_DIR),
+        profiles_dir=str(DBT_PROJECT_DIR),
+        target=dbt_target(settings),
+        dbt_executable=dbt_executable(),
     )
