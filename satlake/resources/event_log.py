@@ -67,6 +67,11 @@ class RecordColumns:
         )
 
     @classmethod
+    def empty(cls, topic: str) -> RecordColumns:
+        """No records of ``topic``."""
+        return cls.from_lists(topic, [], [], [], [], [])
+
+    @classmethod
     def from_records(cls, topic: str, records: Sequence[LogRecord]) -> RecordColumns:
         return cls.from_lists(
             topic,

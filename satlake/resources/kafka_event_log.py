@@ -222,7 +222,7 @@ class KafkaEventLog(EventLog):
         timeout_s: float = 5.0,
         partitions: Collection[int] | None = None,
     ) -> RecordColumns:
-        nothing = RecordColumns.from_lists(topic, [], [], [], [], [])
+        nothing = RecordColumns.empty(topic)
         if max_records <= 0:
             return nothing
         marks = self.watermarks(topic)
@@ -312,7 +312,7 @@ class KafkaEventLog(EventLog):
             idle_deadline = time.monotonic() + timeout_s
             kept = self._settle_batch(partitions[-1], offsets[-1], ends, pending, kept, positions)
         if not partitions:
-            return RecordColumns.from_lists(topic, [], [], [], [], [])
+            return RecordColumns.empty(topic)
         columns = RecordColumns.from_lists(
             topic, np.concatenate(partitions), np.concatenate(offsets), np.concatenate(timestamps), keys, values
         )
