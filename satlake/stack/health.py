@@ -44,6 +44,35 @@ def minio_health(host: str, port: int, timeout_s: float = 3.0) -> tuple[bool, st
         return False, f"{url}: {error}"
 
 
+# Trino reports itself started before its node manager has listed any worker (itself included): until then a
+# table scan fails with NO_NODES_AVAILABLE, so health also asks how many nodes are active.
+ACTIVE_NODES_SQL = "SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'"
+PROBE_USER = "admin"
+
+
+def trino_active_nodes(host: str, port: int, timeout_s: float = 3.0) -> int:
+    """How many nodes Trino's node manager lists as active, through the statement protocol (raises on errors)."""
+    request = urllib.request.Request(
+        f"http://{host}:{port}/v1/statement",
+        data=ACTIVE_NODES_SQL.encode(),
+        headers={"X-Trino-User": PROBE_USER},
+        method="POST",
+    )
+    rows: list[list[object]] = []
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        answer = json.loads(response.read())
+    while True:
+        if answer.get("error"):
+            raise RuntimeError(answer["error"].get("message", "query failed"))
+        rows += answer.get("data", [])
+        if "nextUri" not in answer:
+            break
+        _, answer = http_json(answer["nextUri"], timeout_s)
+        if not isinstance(answer, dict):
+            raise RuntimeError("the statement protocol answered without a status")
+    return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+
+
 def trino_health(host: str, port: int, timeout_s: float = 3.0) -> tuple[bool, str]:
     url = f"http://{host}:{port}/v1/info"
     try:
@@ -55,4 +84,10 @@ def trino_health(host: str, port: int, timeout_s: float = 3.0) -> tuple[bool, st
     version = info.get("nodeVersion", {}).get("version", "?")
     if info.get("starting", True):
         return False, f"Trino {version} is still starting"
-    return True, f"Trino {version}, uptime {info.get('uptime', '?')}"
+    try:
+        nodes = trino_active_nodes(host, port, timeout_s)
+    except (urllib.error.URLError, OSError, ValueError, RuntimeError) as error:
+        return False, f"Trino {version} started but cannot run a query yet: {error}"
+    if nodes == 0:
+        return False, f"Trino {version} started, no active node yet"
+    return True, f"Trino {version}, uptime {info.get('uptime', '?')}, {nodes} active node{'s' * (nodes > 1)}"
