@@ -51,9 +51,9 @@ def commits_since_search_layout(history: Iterable[Mapping[str, Any]]) -> int:
     return count
 
 
-def rewrite_in_search_layout(table_uri: str, storage_options: dict[str, str] | None = None) -> SearchLayoutRewrite:
-    """Rewrite every row of the catalog table at ``table_uri`` in the search layout, in ONE overwrite commit based
-    on the version read.
+def rewrite_in_search_layout(table: DeltaTable) -> SearchLayoutRewrite:
+    """Rewrite every row of the catalog ``table`` in the search layout, in ONE overwrite commit based on the
+    table's loaded version; ``table`` is brought to the new version.
 
     Rows do not change, only their order and files. An item appended meanwhile by another writer survives the
     overwrite (its file was not read, so it is not removed); an item replaced meanwhile makes the commit fail
@@ -61,23 +61,21 @@ def rewrite_in_search_layout(table_uri: str, storage_options: dict[str, str] | N
     while sorted (about 2 KiB per item).
     """
     started = time.perf_counter()
-    table = DeltaTable(table_uri, storage_options=storage_options or None)
     files_before = len(table.file_uris())
     rows = table.to_pyarrow_table()
     write_deltalake(
         table,
         search_layout(rows),
         mode="overwrite",
-        storage_options=storage_options or None,
         writer_properties=search_layout_writer_properties(),
         commit_properties=CommitProperties(custom_metadata={MAINTENANCE_OPERATION_KEY: SEARCH_LAYOUT_OPERATION}),
     )
-    after = DeltaTable(table_uri, storage_options=storage_options or None)
+    table.update_incremental()
     return SearchLayoutRewrite(
         rows=rows.num_rows,
         files_before=files_before,
-        files_after=len(after.file_uris()),
-        version=after.version(),
+        files_after=len(table.file_uris()),
+        version=table.version(),
         seconds=time.perf_counter() - started,
     )
 
@@ -101,7 +99,7 @@ def lay_out_catalog_for_search(
         return
     context.log.info(f"{CATALOG_ITEMS}: {changes} commits since the last search-layout rewrite, rewriting")
     try:
-        report = rewrite_in_search_layout(lakehouse.uri(CATALOG_ITEMS), lakehouse.storage_options)
+        report = rewrite_in_search_layout(table)  # based on the version whose history was read
     except CommitFailedError as error:
         # A scene run replaced its item meanwhile; the next pass sees that commit and rewrites then.
         context.log.warning(f"{CATALOG_ITEMS}: left for the next pass, a concurrent write won ({error})")

@@ -34,7 +34,7 @@ SEARCH_LAYOUT_SORT_KEYS: tuple[tuple[str, str], ...] = (
 )
 # The row group is the unit a search decodes to return an item (the embedded index reads whole row groups of
 # item_json) and the unit Trino and DuckDB skip by statistics. Each group costs a reader metadata to parse and a
-# statistics test; at a million items, 1,024 rows cost the embedded search 1.2 ms per returned group (2.3 ms at
+# statistics test; at a million items, 1,024 rows cost the embedded search 1.4 ms per returned group (2.3 ms at
 # 2,048, 0.7 ms at 512) while DuckDB's one-shot search slows from 82 ms (2,048) to 144 (1,024) and 229 ms (512).
 SEARCH_LAYOUT_ROW_GROUP_ROWS = 1_024
 # Columns no search filters on: min/max statistics of whole JSON documents (a kilobyte each, stored twice) made up

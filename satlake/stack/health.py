@@ -51,26 +51,17 @@ PROBE_USER = "admin"
 
 
 def trino_active_nodes(host: str, port: int, timeout_s: float = 3.0) -> int:
-    """How many nodes Trino's node manager lists as active, through the statement protocol (raises on errors)."""
-    request = urllib.request.Request(
-        f"http://{host}:{port}/v1/statement",
-        data=ACTIVE_NODES_SQL.encode(),
-        headers={"X-Trino-User": PROBE_USER},
-        method="POST",
-    )
-    rows: list[list[object]] = []
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        answer = json.loads(response.read())
-    while True:
-        if answer.get("error"):
-            raise RuntimeError(answer["error"].get("message", "query failed"))
-        rows += answer.get("data", [])
-        if "nextUri" not in answer:
-            break
-        _, answer = http_json(answer["nextUri"], timeout_s)
-        if not isinstance(answer, dict):
-            raise RuntimeError("the statement protocol answered without a status")
-    return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+    """How many nodes Trino's node manager lists as active (raises the client's error when the query fails)."""
+    import trino
+
+    connection = trino.dbapi.connect(host=host, port=port, user=PROBE_USER, request_timeout=timeout_s, max_attempts=1)
+    try:
+        cursor = connection.cursor()
+        cursor.execute(ACTIVE_NODES_SQL)
+        (count,) = cursor.fetchone()
+        return int(count)
+    finally:
+        connection.close()
 
 
 def trino_health(host: str, port: int, timeout_s: float = 3.0) -> tuple[bool, str]:
@@ -86,7 +77,7 @@ def trino_health(host: str, port: int, timeout_s: float = 3.0) -> tuple[bool, st
         return False, f"Trino {version} is still starting"
     try:
         nodes = trino_active_nodes(host, port, timeout_s)
-    except (urllib.error.URLError, OSError, ValueError, RuntimeError) as error:
+    except Exception as error:  # the client's query, protocol or connection errors: report, the caller decides
         return False, f"Trino {version} started but cannot run a query yet: {error}"
     if nodes == 0:
         return False, f"Trino {version} started, no active node yet"

@@ -53,7 +53,7 @@ def test_rewrite_keeps_every_row_in_one_file_in_search_layout_order(items_table:
     rows_before = before.to_pyarrow_table()
     assert len(before.file_uris()) == 4
 
-    report = rewrite_in_search_layout(items_table)
+    report = rewrite_in_search_layout(DeltaTable(items_table))
 
     after = DeltaTable(items_table)
     assert (report.rows, report.files_before, report.files_after, report.version) == (4, 4, 1, 4)
@@ -73,7 +73,7 @@ def test_rewrite_answers_searches_as_before(items_table: str) -> None:
     with DeltaCatalogSearch(items_table) as searcher:
         before = searcher.search(query)
         assert before
-        rewrite_in_search_layout(items_table)
+        rewrite_in_search_layout(DeltaTable(items_table))
         assert searcher.search(query) == before  # the open index follows the rewrite
 
 
@@ -93,7 +93,7 @@ def test_an_item_appended_during_the_rewrite_survives_it(
     late = dict(four_items[0], id="LC08_LATE")
     write_during_rewrite(monkeypatch, lambda: write_deltalake(items_table, catalog_rows([late]), mode="append"))
 
-    report = rewrite_in_search_layout(items_table)
+    report = rewrite_in_search_layout(DeltaTable(items_table))
 
     ids = DeltaTable(items_table).to_pyarrow_table().column("id").to_pylist()
     assert sorted(ids) == sorted([item["id"] for item in four_items] + ["LC08_LATE"])
@@ -113,7 +113,7 @@ def test_an_item_replaced_during_the_rewrite_fails_it_rather_than_come_back_old(
     write_during_rewrite(monkeypatch, replace_first_item)
 
     with pytest.raises(CommitFailedError):
-        rewrite_in_search_layout(items_table)
+        rewrite_in_search_layout(DeltaTable(items_table))
 
     rows = DeltaTable(items_table).to_pyarrow_table()
     assert rows.num_rows == 4

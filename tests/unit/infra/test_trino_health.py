@@ -28,13 +28,23 @@ class FakeTrino(BaseHTTPRequestHandler):
         if self.path == "/v1/info":
             self._send({"nodeVersion": {"version": "476"}, "starting": self.starting, "uptime": "1.00s"})
         else:  # the second page of the statement
-            self._send({"data": [[self.active_nodes]], "stats": {"state": "FINISHED"}})
+            columns = [{"name": "_col0", "type": "bigint", "typeSignature": {"rawType": "bigint", "arguments": []}}]
+            self._send(
+                {
+                    "id": "q1",
+                    "infoUri": "",
+                    "columns": columns,
+                    "data": [[self.active_nodes]],
+                    "stats": {"state": "FINISHED"},
+                }
+            )
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         assert self.headers["X-Trino-User"]
         port = self.server.server_address[1]
-        self._send({"nextUri": f"http://127.0.0.1:{port}/v1/statement/queued/1", "stats": {"state": "QUEUED"}})
+        next_uri = f"http://127.0.0.1:{port}/v1/statement/queued/1"
+        self._send({"id": "q1", "infoUri": "", "nextUri": next_uri, "stats": {"state": "QUEUED"}})
 
     def log_message(self, *args: object) -> None:
         pass
