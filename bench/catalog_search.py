@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -45,6 +45,9 @@ from satlake.catalog.table import (
     search_layout_writer_properties,
 )
 from satlake.settings import Mode, Settings
+
+if TYPE_CHECKING:
+    from satlake.resources.trino import TrinoLake
 
 ITEMS = {"small": 2_000, "full": 1_000_000}
 # Where item centres fall (W, S, E, N): the whole globe between 70°S and 70°N at full size; at smoke size, western
@@ -265,9 +268,12 @@ def pgstac_version() -> str:
 
 
 @contextmanager
-def trino_catalog(items: pa.Table, notes: list[str], settings: Settings | None = None) -> Iterator[Search]:
-    """The catalog table written to the stack's lake bucket under a throwaway name, registered in Trino by the
-    lakehouse's ``on_table_written`` hook, searched with ``search_catalog_trino``; unregistered and deleted after.
+def registered_trino_table(
+    items: pa.Table, notes: list[str], settings: Settings | None = None
+) -> Iterator[tuple[TrinoLake, str]]:
+    """The catalog table written to the stack's lake bucket under a throwaway name and registered in Trino by the
+    lakehouse's ``on_table_written`` hook; yields the Trino client and the table's name (``schema.table``).
+    Unregistered and deleted after.
 
     ``settings`` default to the environment's stack (``satlake stack up``)."""
     from satlake.resources import build_resources
@@ -287,12 +293,19 @@ def trino_catalog(items: pa.Table, notes: list[str], settings: Settings | None =
             f"Trino: {settings.trino_host}:{settings.trino_port}, table {uri} written and registered in "
             f"{time.perf_counter() - started:.1f} s"
         )
-        yield lambda query: [row["id"] for row in search_catalog_trino(trino, f"{table.zone}.{table.name}", query)]
+        yield trino, f"{table.zone}.{table.name}"
     finally:
         if trino.table_exists(table.zone, table.name):
             trino.unregister_table(table.zone, table.name)
         _delete_lake_prefix(lakehouse, table.path)
         trino.close()
+
+
+@contextmanager
+def trino_catalog(items: pa.Table, notes: list[str], settings: Settings | None = None) -> Iterator[Search]:
+    """satlake's ``search_catalog_trino`` over the catalog table registered by :func:`registered_trino_table`."""
+    with registered_trino_table(items, notes, settings) as (trino, table_ref):
+        yield lambda query: [row["id"] for row in search_catalog_trino(trino, table_ref, query)]
 
 
 def _delete_lake_prefix(lakehouse: Any, relative: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -214,10 +214,35 @@ def _longitude_branches(west: float, east: float) -> list[tuple[str, list[Any]]]
     ]
 
 
-def _filter_conditions(query: SearchQuery) -> tuple[list[str], list[Any]]:
+def _instant_parameter(dialect: Dialect) -> tuple[str, Callable[[datetime], datetime]]:
+    """The placeholder a time bound takes in ``dialect`` and how its value is bound.
+
+    Trino reads the catalog's ``datetime`` as ``timestamp(3) with time zone`` while its client sends a Python
+    datetime as a ``timestamp(6)`` literal. Compared as they are, Trino casts the *column* up to the literal's
+    precision, and a cast column is a filter it can no longer push into the Delta file statistics or the Parquet
+    row-group statistics: every file of the table gets read. Cast to the column's type, the bound becomes a
+    constant the scan prunes with. Bounds are floored to the millisecond first, so the cast never rounds; a search
+    through Trino therefore sees times at millisecond precision, as every Trino query of the table does.
+    """
+    if dialect == "trino":
+        return "CAST(? AS TIMESTAMP(3) WITH TIME ZONE)", _utc_millisecond
+    return "?", _utc
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def _utc_millisecond(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def _filter_conditions(query: SearchQuery, dialect: Dialect) -> tuple[list[str], list[Any]]:
     """The conditions every row must meet apart from longitude, with their parameters in order."""
     conditions: list[str] = []
     params: list[Any] = []
+    instant, to_instant = _instant_parameter(dialect)
     if query.bbox is not None:
         _, south, _, north = query.bbox
         conditions.append('"bbox_ymin" <= ? AND "bbox_ymax" >= ?')
@@ -225,11 +250,11 @@ def _filter_conditions(query: SearchQuery) -> tuple[list[str], list[Any]]:
     if query.datetime_range is not None:
         start, end = query.datetime_range
         if start is not None:
-            conditions.append('"datetime" >= ?')
-            params.append(start.astimezone(UTC))
+            conditions.append(f'"datetime" >= {instant}')
+            params.append(to_instant(start))
         if end is not None:
-            conditions.append('"datetime" <= ?')
-            params.append(end.astimezone(UTC))
+            conditions.append(f'"datetime" <= {instant}')
+            params.append(to_instant(end))
     if query.cloud_cover_max is not None:
         conditions.append('"cloud_cover" <= ?')
         params.append(float(query.cloud_cover_max))
@@ -252,7 +277,7 @@ def search_sql(
     if dialect not in DIALECTS:
         raise ValueError(f"SQL dialect {dialect!r} is not supported; use one of {DIALECTS}")
     table = validate_table_ref(table_ref)
-    conditions, params = _filter_conditions(query)
+    conditions, params = _filter_conditions(query, dialect)
     selected = ", ".join(_quoted_column(column) for column in columns)
     # limit is a validated int (SearchQuery), never user text; Trino does not accept a parameter in LIMIT.
     order = f'ORDER BY "datetime" DESC, "id" ASC LIMIT {int(query.limit)}'

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,21 @@ def test_sql_is_parameterised_and_identical_for_trino() -> None:
     assert "33.5" not in duck_sql and "landsat-c2-l2" not in duck_sql and "170" not in duck_sql
     assert duck_sql.endswith('ORDER BY "datetime" DESC, "id" ASC LIMIT 7')
     assert " FROM lake.catalog.items " in trino_sql
+
+
+def test_trino_time_bounds_take_the_columns_millisecond_type_so_the_scan_can_prune_with_them() -> None:
+    start = datetime(2024, 5, 1, 10, 30, 0, 123_999, tzinfo=UTC)
+    end = datetime(2024, 5, 2, 12, 0, 0, 999_999, tzinfo=timezone(timedelta(hours=2)))
+    query = SearchQuery(datetime_range=(start, end))
+    trino_sql, trino_params = search_sql(query, "lake.catalog.items", "trino")
+    duck_sql, duck_params = search_sql(query, TABLE, "duckdb")
+
+    assert trino_sql.count('"datetime" >= CAST(? AS TIMESTAMP(3) WITH TIME ZONE)') == 1
+    assert trino_sql.count('"datetime" <= CAST(? AS TIMESTAMP(3) WITH TIME ZONE)') == 1
+    # floored to the millisecond, so Trino's cast to timestamp(3) never rounds a bound up
+    assert trino_params == [start.replace(microsecond=123_000), datetime(2024, 5, 2, 10, 0, 0, 999_000, tzinfo=UTC)]
+    assert "CAST" not in duck_sql
+    assert duck_params == [start, end.astimezone(UTC)]
 
 
 def test_bbox_search_is_a_union_of_plain_conjunctions_so_statistics_can_skip_data() -> None:
