@@ -41,6 +41,7 @@ from satlake.catalog.search_index import DeltaCatalogSearch
 from satlake.catalog.table import (
     CATALOG_TABLE_SCHEMA,
     CELL_KEY_PRECISION,
+    SEARCH_LAYOUT_FILE_BYTES,
     search_layout,
     search_layout_writer_properties,
 )
@@ -205,7 +206,11 @@ def synthetic_items(
 def write_catalog(items: pa.Table, uri: str, storage_options: dict[str, str] | None = None) -> None:
     """The catalog table as one Delta commit in satlake's search layout (catalog.table.search_layout)."""
     write_deltalake(
-        uri, search_layout(items), writer_properties=search_layout_writer_properties(), storage_options=storage_options
+        uri,
+        search_layout(items),
+        writer_properties=search_layout_writer_properties(),
+        target_file_size=SEARCH_LAYOUT_FILE_BYTES,
+        storage_options=storage_options,
     )
 
 

@@ -18,6 +18,7 @@ import dagster as dg
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from satlake.catalog import table as catalog_table
 from satlake.catalog.table import SEARCH_LAYOUT_ROW_GROUP_ROWS, search_layout, search_layout_writer_properties
 from satlake.resources.lakehouse import Lakehouse
 from satlake.resources.table_maintenance import MAINTENANCE_OPERATION_KEY
@@ -68,6 +69,7 @@ def rewrite_in_search_layout(table: DeltaTable) -> SearchLayoutRewrite:
         search_layout(rows),
         mode="overwrite",
         writer_properties=search_layout_writer_properties(),
+        target_file_size=catalog_table.SEARCH_LAYOUT_FILE_BYTES,
         commit_properties=CommitProperties(custom_metadata={MAINTENANCE_OPERATION_KEY: SEARCH_LAYOUT_OPERATION}),
     )
     table.update_incremental()
@@ -82,9 +84,9 @@ def rewrite_in_search_layout(table: DeltaTable) -> SearchLayoutRewrite:
 
 @dg.op(
     out={},
-    description="Rewrites lake/catalog/items sorted by (body, antimeridian, cell, time) with "
-    f"{SEARCH_LAYOUT_ROW_GROUP_ROWS:,}-row Parquet groups, in one Delta commit, when items changed since the "
-    "last rewrite. Items never change.",
+    description="Rewrites lake/catalog/items sorted by (body, antimeridian, cell, time) into "
+    f"{catalog_table.SEARCH_LAYOUT_FILE_BYTES // 2**20} MiB files of {SEARCH_LAYOUT_ROW_GROUP_ROWS:,}-row "
+    "Parquet groups, in one Delta commit, when items changed since the last rewrite. Items never change.",
 )
 def lay_out_catalog_for_search(
     context: dg.OpExecutionContext, lakehouse: dg.ResourceParam[Lakehouse]

@@ -3,6 +3,7 @@ writer's item neither lost nor brought back in its old form."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,28 @@ def test_an_item_replaced_during_the_rewrite_fails_it_rather_than_come_back_old(
     rows = DeltaTable(items_table).to_pyarrow_table()
     assert rows.num_rows == 4
     assert rows.filter(pc.equal(rows.column("id"), first["id"])).column("cloud_cover").to_pylist() == [99.0]
+
+
+def test_rewrite_cuts_files_at_the_layout_size_each_holding_its_own_stretch_of_the_sorted_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files that split the sorted order into disjoint cell ranges are what lets Trino and DuckDB drop whole files
+    by the min/max in the Delta log."""
+    from bench.catalog_search import synthetic_items
+
+    uri = str(tmp_path / "items")
+    write_deltalake(uri, synthetic_items(6_000))
+    monkeypatch.setattr(maintenance.catalog_table, "SEARCH_LAYOUT_FILE_BYTES", 32 * 1024)
+
+    report = rewrite_in_search_layout(DeltaTable(uri))
+
+    files = DeltaTable(uri).file_uris()
+    assert report.files_after == len(files) > 4
+    key_ranges = []  # per file, the first and last (antimeridian flag, cell) in the layout's sort order
+    for path in files:
+        keys = pq.read_table(path, columns=["crosses_antimeridian", "cell_key"]).to_pylist()
+        ordered = sorted((row["crosses_antimeridian"], row["cell_key"]) for row in keys)
+        key_ranges.append((ordered[0], ordered[-1]))
+    assert sum(pq.ParquetFile(path).metadata.num_rows for path in files) == 6_000
+    for (_, previous_last), (next_first, _) in pairwise(sorted(key_ranges)):
+        assert previous_last <= next_first, key_ranges  # no two files overlap in the sorted order
