@@ -18,8 +18,12 @@ import dagster as dg
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from satlake.catalog import table as catalog_table
-from satlake.catalog.table import SEARCH_LAYOUT_ROW_GROUP_ROWS, search_layout, search_layout_writer_properties
+from satlake.catalog.table import (
+    SEARCH_LAYOUT_FILE_BYTES,
+    SEARCH_LAYOUT_ROW_GROUP_ROWS,
+    search_layout,
+    search_layout_writer_properties,
+)
 from satlake.resources.lakehouse import Lakehouse
 from satlake.resources.table_maintenance import MAINTENANCE_OPERATION_KEY
 from satlake.scenes.assets import ITEMS_KEY
@@ -52,9 +56,11 @@ def commits_since_search_layout(history: Iterable[Mapping[str, Any]]) -> int:
     return count
 
 
-def rewrite_in_search_layout(table: DeltaTable) -> SearchLayoutRewrite:
+def rewrite_in_search_layout(
+    table: DeltaTable, target_file_bytes: int = SEARCH_LAYOUT_FILE_BYTES
+) -> SearchLayoutRewrite:
     """Rewrite every row of the catalog ``table`` in the search layout, in ONE overwrite commit based on the
-    table's loaded version; ``table`` is brought to the new version.
+    table's loaded version, in files of about ``target_file_bytes``; ``table`` is brought to the new version.
 
     Rows do not change, only their order and files. An item appended meanwhile by another writer survives the
     overwrite (its file was not read, so it is not removed); an item replaced meanwhile makes the commit fail
@@ -69,7 +75,7 @@ def rewrite_in_search_layout(table: DeltaTable) -> SearchLayoutRewrite:
         search_layout(rows),
         mode="overwrite",
         writer_properties=search_layout_writer_properties(),
-        target_file_size=catalog_table.SEARCH_LAYOUT_FILE_BYTES,
+        target_file_size=target_file_bytes,
         commit_properties=CommitProperties(custom_metadata={MAINTENANCE_OPERATION_KEY: SEARCH_LAYOUT_OPERATION}),
     )
     table.update_incremental()
@@ -85,7 +91,7 @@ def rewrite_in_search_layout(table: DeltaTable) -> SearchLayoutRewrite:
 @dg.op(
     out={},
     description="Rewrites lake/catalog/items sorted by (body, antimeridian, cell, time) into "
-    f"{catalog_table.SEARCH_LAYOUT_FILE_BYTES // 2**20} MiB files of {SEARCH_LAYOUT_ROW_GROUP_ROWS:,}-row "
+    f"{SEARCH_LAYOUT_FILE_BYTES // 2**20} MiB files of {SEARCH_LAYOUT_ROW_GROUP_ROWS:,}-row "
     "Parquet groups, in one Delta commit, when items changed since the last rewrite. Items never change.",
 )
 def lay_out_catalog_for_search(

@@ -121,18 +121,15 @@ def test_an_item_replaced_during_the_rewrite_fails_it_rather_than_come_back_old(
     assert rows.filter(pc.equal(rows.column("id"), first["id"])).column("cloud_cover").to_pylist() == [99.0]
 
 
-def test_rewrite_cuts_files_at_the_layout_size_each_holding_its_own_stretch_of_the_sorted_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rewrite_cuts_files_at_the_layout_size_each_holding_its_own_stretch_of_the_sorted_order(tmp_path: Path) -> None:
     """Files that split the sorted order into disjoint cell ranges are what lets Trino and DuckDB drop whole files
     by the min/max in the Delta log."""
     from bench.catalog_search import synthetic_items
 
     uri = str(tmp_path / "items")
     write_deltalake(uri, synthetic_items(6_000))
-    monkeypatch.setattr(maintenance.catalog_table, "SEARCH_LAYOUT_FILE_BYTES", 32 * 1024)
 
-    report = rewrite_in_search_layout(DeltaTable(uri))
+    report = rewrite_in_search_layout(DeltaTable(uri), target_file_bytes=32 * 1024)
 
     files = DeltaTable(uri).file_uris()
     assert report.files_after == len(files) > 4
