@@ -82,9 +82,9 @@ class _GarbageCollectionPause:
 # Every confluent-kafka ``Message`` is an object the cyclic collector tracks. A read of 100,000 records makes
 # that many, each living for one consume() batch: enough survive a young collection to keep triggering full
 # collections, which walk every object of the process (pyarrow, deltalake, Dagster...). With the collector
-# paused while records are consumed, ingestion went from 308-316,000 to 396-413,000 events/s on the benchmark
-# machine (docs/benchmarks.md, section 2). The loop makes no reference cycles, so nothing waits for the
-# collector; it runs again as soon as the read returns.
+# paused while records are consumed, ingestion of 3 million events went from 285-309,000 to 335-352,000 events/s
+# on the benchmark machine, and of 20 million from 308,454 to 346,398/s (docs/benchmarks.md, section 2). The loop
+# makes no reference cycles, so nothing waits for the collector; it runs again as soon as the read returns.
 _GC_PAUSE = _GarbageCollectionPause()
 
 
