@@ -51,17 +51,15 @@ PROBE_USER = "admin"
 
 
 def trino_active_nodes(host: str, port: int, timeout_s: float = 3.0) -> int:
-    """How many nodes Trino's node manager lists as active (raises the client's error when the query fails)."""
-    import trino
+    """How many nodes Trino's node manager lists as active (raises ``TrinoLakeError`` when the query fails)."""
+    from satlake.resources.trino import TrinoLake
 
-    connection = trino.dbapi.connect(host=host, port=port, user=PROBE_USER, request_timeout=timeout_s, max_attempts=1)
+    client = TrinoLake(host, port, user=PROBE_USER, request_timeout_s=timeout_s, max_attempts=1)
     try:
-        cursor = connection.cursor()
-        cursor.execute(ACTIVE_NODES_SQL)
-        (count,) = cursor.fetchone()
-        return int(count)
+        _, rows = client.query(ACTIVE_NODES_SQL)
+        return int(rows[0][0])
     finally:
-        connection.close()
+        client.close()
 
 
 def trino_health(host: str, port: int, timeout_s: float = 3.0) -> tuple[bool, str]:
@@ -77,7 +75,7 @@ def trino_health(host: str, port: int, timeout_s: float = 3.0) -> tuple[bool, st
         return False, f"Trino {version} is still starting"
     try:
         nodes = trino_active_nodes(host, port, timeout_s)
-    except Exception as error:  # the client's query, protocol or connection errors: report, the caller decides
+    except Exception as error:  # TrinoLakeError, or a reply the client cannot read: report, the caller decides
         return False, f"Trino {version} started but cannot run a query yet: {error}"
     if nodes == 0:
         return False, f"Trino {version} started, no active node yet"
