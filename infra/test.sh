@@ -11,4 +11,7 @@ python3 -m satlake.stack install || echo "warning: the native stack could not be
 # The pgstac peer of the catalog-search benchmark (PostgreSQL + PostGIS from apt-get, pypgstac from pip; about a
 # second once installed); without it the benchmark's smoke test runs satlake alone and reports the peer skipped.
 bash bench/peers/install_pgstac.sh || echo "warning: pgstac peer not installed; its smoke test will skip"
+# The GDAL peer of the COG benchmark (gdal-bin from apt-get), whose smoke test checks satlake's COGs against
+# gdal_translate's pixel for pixel, every overview level included.
+bash bench/peers/install_gdal.sh || echo "warning: gdal_translate not installed; the COG peer's smoke test will skip"
 python3 -m pytest --durations=30 "$@"

@@ -6,6 +6,8 @@
 # SATLAKE_PGSTAC_PG_MAJOR=NN asks for postgresql-NN and postgresql-NN-postgis-3; by default the distribution's
 # own PostgreSQL (the postgresql and postgresql-postgis metapackages: 15 on Debian 12, 17 on Debian 13).
 set -euo pipefail
+# shellcheck source=bench/peers/apt_install.sh
+source "$(dirname "$0")/apt_install.sh"
 
 PG_MAJOR="${SATLAKE_PGSTAC_PG_MAJOR:-}"
 PYPGSTAC_VERSION="0.10.0"  # its migrations install pgstac 0.10.0, which needs PostgreSQL >= 13 and PostGIS >= 3
@@ -24,21 +26,12 @@ have_postgis() {
 }
 
 if ! have_postgis; then
-  if ! command -v apt-get >/dev/null; then
-    echo "install_pgstac: apt-get not found; install PostgreSQL (13 or newer) with PostGIS 3 by hand" >&2
-    exit 1
-  fi
   if [ -n "$PG_MAJOR" ]; then
     packages=("postgresql-${PG_MAJOR}" "postgresql-${PG_MAJOR}-postgis-3")
   else
     packages=(postgresql postgresql-postgis)
   fi
-  sudo_prefix=()
-  if [ "$(id -u)" -ne 0 ]; then sudo_prefix=(sudo -n); fi
-  export DEBIAN_FRONTEND=noninteractive
-  echo "install_pgstac: apt-get install ${packages[*]}"
-  "${sudo_prefix[@]}" apt-get update -qq
-  "${sudo_prefix[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  apt_install install_pgstac "${packages[@]}"
 fi
 
 if ! python3 -c "import pypgstac, psycopg, psycopg_pool; assert pypgstac.__version__ == '${PYPGSTAC_VERSION}'" \

@@ -1,14 +1,19 @@
 """Cloud-Optimized GeoTIFFs: named profiles, conversion one band per file, the storage layout, and checks.
 
-Conversion streams through a temporary file next to the destination (never the whole raster in memory) and
-renames into place, so a crash never leaves a half-written COG at its final path.
+Conversion runs GDAL's own COG driver (through rasterio): it streams from the source through a temporary
+overview file, so a raster larger than memory converts, and its overviews are the ones ``gdal_translate -of COG``
+writes (each level half the previous one, rounded down), pixel for pixel. rio-cogeo validates the result. The
+COG is written next to its destination and renamed into place, so a crash never leaves a half-written COG at
+its final path.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +21,13 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.shutil
+from rasterio.dtypes import _gdal_typename
+from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
-from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.cogeo import cog_validate
 
 from satlake.scenes.cells import scene_cell_key
 from satlake.scenes.metadata import BandInfo, SceneMetadata
@@ -28,13 +37,14 @@ MIN_COG_BLOCK_SIZE = 64
 PREDICTOR_FOR_INTEGERS = 2  # horizontal differencing
 PREDICTOR_FOR_FLOATS = 3  # floating-point predictor
 
-_TILED = {"driver": "GTiff", "interleave": "pixel", "tiled": True}
+# Creation options of GDAL's COG driver (https://gdal.org/drivers/raster/cog.html), all lossless.
 COG_PROFILES: dict[str, dict[str, Any]] = {
-    "deflate": {**_TILED, "compress": "DEFLATE", "zlevel": 6},
-    "zstd": {**_TILED, "compress": "ZSTD", "zstd_level": 9},
-    "lzw": {**_TILED, "compress": "LZW"},
+    "deflate": {"compress": "DEFLATE", "level": 6},
+    "zstd": {"compress": "ZSTD", "level": 9},
+    "lzw": {"compress": "LZW"},
 }
 DEFAULT_COG_PROFILE = "deflate"
+OVERVIEW_RESAMPLINGS = ("nearest", "average", "bilinear", "cubic", "mode")
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -51,7 +61,7 @@ class CogReport:
 
 
 def cog_creation_options(profile: str, dtype: str, width: int, height: int) -> dict[str, Any]:
-    """GDAL creation options for ``profile`` with the predictor for ``dtype`` and a tile size that fits.
+    """COG driver creation options for ``profile`` with the predictor for ``dtype`` and a tile size that fits.
 
     Rasters smaller than two tiles get smaller tiles (down to 64) so they still carry one overview level.
     """
@@ -62,17 +72,59 @@ def cog_creation_options(profile: str, dtype: str, width: int, height: int) -> d
     block = COG_BLOCK_SIZE
     while block > MIN_COG_BLOCK_SIZE and max(width, height) < 2 * block:
         block //= 2
-    options["blockxsize"] = options["blockysize"] = block
+    options["blocksize"] = block
+    options["overview_count"] = overview_count(width, height, block)
     return options
 
 
-def _overview_level(width: int, height: int, block: int) -> int:
-    """Overview levels until the smallest fits in one tile; at least one so every COG has overviews."""
+def overview_count(width: int, height: int, block: int) -> int:
+    """Overview levels, each half the previous one rounded down as GDAL's COG driver sizes them, until the
+    smallest fits in one tile; at least one so every COG has overviews."""
     level, size = 0, max(width, height)
     while size > block:
-        size = (size + 1) // 2
+        size //= 2
         level += 1
     return max(level, 1)
+
+
+def _add_metadata(element: ET.Element, tags: Mapping[str, str]) -> None:
+    if tags:
+        metadata = ET.SubElement(element, "Metadata")
+        for key, value in tags.items():
+            ET.SubElement(metadata, "MDI", key=key).text = value
+
+
+def single_band_vrt(src: DatasetReader, band_index: int) -> str:
+    """A VRT document exposing band ``band_index`` of ``src`` as a one-band raster, with the dataset's and the
+    band's metadata, description, nodata, scale, offset, unit and color table (what ``gdal_translate -b`` keeps).
+    """
+    root = ET.Element("VRTDataset", rasterXSize=str(src.width), rasterYSize=str(src.height))
+    if src.crs is not None:
+        ET.SubElement(root, "SRS").text = src.crs.to_wkt()
+    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(float(v)) for v in src.transform.to_gdal())
+    _add_metadata(root, src.tags())
+    dtype = src.dtypes[band_index - 1]
+    band = ET.SubElement(root, "VRTRasterBand", dataType=_gdal_typename(dtype), band="1")
+    if src.descriptions[band_index - 1]:
+        ET.SubElement(band, "Description").text = src.descriptions[band_index - 1]
+    _add_metadata(band, src.tags(band_index))
+    nodata = src.nodatavals[band_index - 1]
+    if nodata is not None:
+        ET.SubElement(band, "NoDataValue").text = "nan" if math.isnan(nodata) else repr(nodata)
+    palette = src.colorinterp[band_index - 1] is ColorInterp.palette
+    ET.SubElement(band, "ColorInterp").text = "Palette" if palette else "Gray"
+    if palette:
+        table = ET.SubElement(band, "ColorTable")
+        for _, rgba in sorted(src.colormap(band_index).items()):
+            ET.SubElement(table, "Entry", c1=str(rgba[0]), c2=str(rgba[1]), c3=str(rgba[2]), c4=str(rgba[3]))
+    if src.units[band_index - 1]:
+        ET.SubElement(band, "UnitType").text = src.units[band_index - 1]
+    ET.SubElement(band, "Offset").text = repr(float(src.offsets[band_index - 1]))
+    ET.SubElement(band, "Scale").text = repr(float(src.scales[band_index - 1]))
+    source = ET.SubElement(band, "SimpleSource")
+    ET.SubElement(source, "SourceFilename", relativeToVRT="0").text = str(Path(src.name).resolve())
+    ET.SubElement(source, "SourceBand").text = str(band_index)
+    return ET.tostring(root, encoding="unicode")
 
 
 def convert_to_cog(
@@ -80,40 +132,34 @@ def convert_to_cog(
     dst_path: Path,
     profile: str = DEFAULT_COG_PROFILE,
     overview_resampling: str = "average",
-    in_memory: bool = False,
     band_index: int | None = None,
 ) -> CogReport:
     """Write ``src_path`` (all bands, or only ``band_index``) as a COG at ``dst_path``.
 
     Pixels are copied unchanged (lossless profiles only); nodata, dataset tags, band descriptions and band
-    tags are kept. With ``in_memory=False`` the intermediate raster is a temporary file, so rasters larger
-    than memory convert.
+    tags are kept.
     """
+    if overview_resampling not in OVERVIEW_RESAMPLINGS:
+        raise ValueError(f"unknown overview resampling {overview_resampling!r}; choose one of {OVERVIEW_RESAMPLINGS}")
     started = time.perf_counter()
     dst_path = Path(dst_path)
     dst_path.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(src_path) as src:
-        indexes = [band_index] if band_index is not None else list(src.indexes)
-        if any(index < 1 or index > src.count for index in indexes):
+        if band_index is not None and not 1 <= band_index <= src.count:
             raise ValueError(f"{src_path}: band {band_index} does not exist (the file has {src.count} bands)")
-        options = cog_creation_options(profile, src.dtypes[indexes[0] - 1], src.width, src.height)
-        block = options["blockxsize"]
-        partial = dst_path.with_name(f".{dst_path.name}.partial")
-        try:
-            cog_translate(
-                src,
-                partial,
-                options,
-                indexes=indexes,
-                overview_level=_overview_level(src.width, src.height, block),
-                overview_resampling=overview_resampling,
-                in_memory=in_memory,
-                forward_band_tags=True,
-                quiet=True,
+        dtype = src.dtypes[(band_index or 1) - 1]
+        options = cog_creation_options(profile, dtype, src.width, src.height)
+        source = src.name if band_index is None or src.count == 1 else single_band_vrt(src, band_index)
+    partial = dst_path.with_name(f".{dst_path.name}.partial")
+    try:
+        # Everything the COG keeps fits in its TIFF tags; no .aux.xml sidecar may stay behind the renamed file.
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            rasterio.shutil.copy(
+                source, partial, driver="COG", overview_resampling=overview_resampling.upper(), **options
             )
-            os.replace(partial, dst_path)
-        finally:
-            partial.unlink(missing_ok=True)
+        os.replace(partial, dst_path)
+    finally:
+        partial.unlink(missing_ok=True)
     with rasterio.open(dst_path) as cog:
         overviews = tuple(cog.overviews(1))
         blocksize = cog.block_shapes[0]

@@ -50,8 +50,9 @@ def test_cog_converts_and_compares_with_gdal_when_available(tmp_path: Path) -> N
         assert any("GDAL peer skipped" in note for note in document["notes"])
         pytest.skip("gdal_translate not found: the GDAL peer needs Debian's gdal-bin (apt-get install gdal-bin)")
     assert ("gdal_translate", 1) in systems
-    full_res = next(c for c in document["comparisons"] if c["metric"] == "full-resolution pixels identical")
-    assert full_res["met"] is True
+    pixels = {c["metric"]: c for c in document["comparisons"]}
+    assert pixels["full-resolution pixels identical"]["met"] is True
+    assert pixels["overview levels identical"]["met"] is True  # 2060 px: 1030, 515, 257 as GDAL rounds them
 
 
 def test_cog_converts_a_four_band_scene_band_by_band_like_gdal(tmp_path: Path) -> None:
@@ -59,13 +60,15 @@ def test_cog_converts_a_four_band_scene_band_by_band_like_gdal(tmp_path: Path) -
     document = json.loads(path.read_text())
     assert set(document) >= DOCUMENT_FIELDS
     assert document["command"] == "python -m bench.cog --size small --bands 4"
-    assert document["data_size"] == "2048x2048 uint16, 4 bands"
+    assert document["data_size"] == "2060x2060 uint16, 4 bands"
     satlake_one = next(row for row in document["rows"] if (row["system"], row["scenes"]) == ("satlake", 1))
     assert satlake_one["output_mib"] > 0 and satlake_one["mpx_per_s"] > 0
     if shutil.which("gdal_translate") is None:
         pytest.skip("gdal_translate not found: the GDAL peer needs Debian's gdal-bin (apt-get install gdal-bin)")
     full_res = next(c for c in document["comparisons"] if c["metric"] == "full-resolution pixels identical")
     assert (full_res["ours"], full_res["peer"], full_res["met"]) == (4.0, 4.0, True)  # every band, both systems
+    levels = next(c for c in document["comparisons"] if c["metric"] == "overview levels identical")
+    assert (levels["ours"], levels["met"]) == (12.0, True)  # 3 overview levels of each of the 4 bands
 
 
 def test_ingest_commits_every_event(tmp_path: Path) -> None:

@@ -8,31 +8,14 @@ import numpy as np
 import pytest
 import rasterio
 from PIL import Image
-from rasterio.transform import from_origin
 
 from satlake.products.ndvi import GridMismatchError, compute_ndvi
 from satlake.products.quicklook import colorize_ndvi, render_quicklook
 from satlake.scenes.cog import validate_cog
 from satlake.scenes.synthetic import make_synthetic_scenes
+from tests.unit.rasters import write_band
 
 PID = "LC08_L1TP_016037_20170813_20170814_01_RT"
-
-
-def write_band(path: Path, values: np.ndarray, nodata: float | None = None, origin_x: float = 500_000) -> Path:
-    profile = {
-        "driver": "GTiff",
-        "dtype": str(values.dtype),
-        "count": 1,
-        "width": values.shape[1],
-        "height": values.shape[0],
-        "crs": "EPSG:32633",
-        "transform": from_origin(origin_x, 5_600_000, 10, 10),
-        "nodata": nodata,
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(values, 1)
-        dst.update_tags(ACQUISITION_TIME="2024-05-02T10:00:00Z")
-    return path
 
 
 def crafted_bands(tmp_path: Path) -> tuple[Path, Path]:

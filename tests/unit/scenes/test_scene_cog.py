@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
 
 from satlake.scenes.cog import (
     COG_PROFILES,
@@ -21,6 +20,7 @@ from satlake.scenes.cog import (
 )
 from satlake.scenes.raster import read_scene_metadata
 from satlake.scenes.synthetic import make_mars_scene, make_synthetic_scenes
+from tests.unit.rasters import write_band
 
 PID = "LC08_L1TP_016037_20170813_20170814_01_RT"
 
@@ -28,8 +28,8 @@ PID = "LC08_L1TP_016037_20170813_20170814_01_RT"
 def test_profiles_pick_the_predictor_by_data_type() -> None:
     assert cog_creation_options("deflate", "uint16", 4096, 4096)["predictor"] == 2
     assert cog_creation_options("zstd", "float32", 4096, 4096)["predictor"] == 3
-    assert cog_creation_options("lzw", "int16", 4096, 4096)["blockxsize"] == 512
-    assert cog_creation_options("deflate", "uint8", 300, 200)["blockxsize"] == 128
+    assert cog_creation_options("lzw", "int16", 4096, 4096)["blocksize"] == 512
+    assert cog_creation_options("deflate", "uint8", 300, 200)["blocksize"] == 128
     with pytest.raises(ValueError, match="unknown COG profile 'jpeg'"):
         cog_creation_options("jpeg", "uint8", 10, 10)
 
@@ -48,22 +48,22 @@ def test_each_band_of_a_multiband_scene_becomes_a_valid_lossless_cog(tmp_path: P
             assert cog.tags()["ACQUISITION_TIME"] == "2024-05-02T10:00:00Z"
 
 
+def test_overviews_halve_the_previous_level_rounding_down_as_gdal_cog_does(tmp_path: Path) -> None:
+    values = np.random.default_rng(5).integers(1, 4000, (1031, 1030), dtype="uint16")
+    source = write_band(tmp_path / "odd.tif", values)
+    report = convert_to_cog(source, tmp_path / "cog.tif")
+    assert report.overviews == (2, 4)
+    shapes = []
+    for level in range(2):
+        with rasterio.open(report.path, overview_level=level) as overview:
+            shapes.append(overview.shape)
+    assert shapes == [(515, 515), (257, 257)]  # not ceil(1031 / 4) = 258, which decimating the full size gives
+
+
 def test_float_raster_with_nan_converts_losslessly(tmp_path: Path) -> None:
     values = np.random.default_rng(3).uniform(-1, 1, (1, 200, 260)).astype("float32")
     values[0, :10, :10] = np.nan
-    source = tmp_path / "float.tif"
-    profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "count": 1,
-        "width": 260,
-        "height": 200,
-        "crs": "EPSG:32633",
-        "transform": from_origin(500_000, 5_600_000, 10, 10),
-        "nodata": float("nan"),
-    }
-    with rasterio.open(source, "w", **profile) as dst:
-        dst.write(values)
+    source = write_band(tmp_path / "float.tif", values[0], nodata=float("nan"))
     report = convert_to_cog(source, tmp_path / "cog.tif", profile="zstd")
     assert validate_cog(report.path) == []
     assert compare_pixels(source, report.path)
@@ -78,18 +78,7 @@ def test_compare_pixels_notices_a_changed_pixel(tmp_path: Path) -> None:
 
 
 def test_striped_geotiff_without_overviews_is_not_a_cog(tmp_path: Path) -> None:
-    path = tmp_path / "striped.tif"
-    profile = {
-        "driver": "GTiff",
-        "dtype": "uint8",
-        "count": 1,
-        "width": 1100,
-        "height": 1100,
-        "crs": "EPSG:32633",
-        "transform": from_origin(500_000, 5_600_000, 10, 10),
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.zeros((1, 1100, 1100), dtype="uint8"))
+    path = write_band(tmp_path / "striped.tif", np.zeros((1100, 1100), dtype="uint8"))
     problems = validate_cog(path)
     assert "error: no internal overviews" in problems
     assert any(problem.startswith("error: The file is greater than 512xH or 512xW") for problem in problems)
