@@ -20,12 +20,21 @@ bronze_telemetry_job = dg.define_asset_job(
 )
 
 
+UNFINISHED_RUN_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
 @dg.sensor(
     job=ingest_telemetry_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts ingestion when the log holds events the lakehouse has not committed. Each tick reads "
-    "only end offsets and the raw table's committed offsets, never the events.",
+    description="Starts ingestion when the log holds events the lakehouse has not committed and no ingestion "
+    "run is queued or running. Each tick reads only end offsets and the raw table's committed offsets, never "
+    "the events.",
 )
 def telemetry_events_sensor(
     context: dg.SensorEvaluationContext,
@@ -37,12 +46,19 @@ def telemetry_events_sensor(
     waiting = sum(pending.values())
     if waiting == 0:
         return dg.SkipReason(f"{settings.telemetry_topic}: no events waiting")
-    end_offsets = event_log.end_offsets(settings.telemetry_topic)
-    # The run key is the log position, so the same backlog never starts two runs.
-    run_key = ",".join(f"{p}:{o}" for p, o in sorted(end_offsets.items()))
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=run_key, tags={"satlake/pending_events": str(waiting)})],
+    # What is waiting is measured against the raw table, not remembered, so no run key: a key made of log
+    # positions would never start a run again for events the table lost (a restored or recreated lake). A
+    # backlog still starts one run at a time.
+    unfinished = context.instance.get_run_records(
+        dg.RunsFilter(job_name=ingest_telemetry_job.name, statuses=UNFINISHED_RUN_STATUSES), limit=1
     )
+    if unfinished:
+        run = unfinished[0].dagster_run
+        return dg.SkipReason(
+            f"{settings.telemetry_topic}: {waiting} events waiting for ingestion run {run.run_id[:8]} "
+            f"({run.status.value.lower()})"
+        )
+    return dg.SensorResult(run_requests=[dg.RunRequest(tags={"satlake/pending_events": str(waiting)})])
 
 
 @dg.sensor(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 
 import dagster as dg
@@ -9,6 +10,7 @@ import pyarrow as pa
 
 from satlake.partitions import DAILY_PARTITIONS
 from satlake.runner import RANGE_END_TAG, RANGE_START_TAG, run_pending_work
+from satlake.telemetry.sensors import ingest_telemetry_job, telemetry_events_sensor
 from satlake.telemetry.tables import (
     BRONZE_TELEMETRY,
     BRONZE_TELEMETRY_REJECTS,
@@ -74,6 +76,38 @@ def test_sensors_and_automation_build_every_table_and_reconcile(pipeline: Pipeli
     assert [name for name, passed in latest.items() if not passed] == []
     # A second pass finds nothing to do.
     assert run_pending_work(pipeline.defs, pipeline.instance, tmp_path / "state.json") == []
+
+
+def test_ingestion_starts_again_for_events_a_recreated_raw_table_lost(pipeline: Pipeline, tmp_path) -> None:
+    state = tmp_path / "state.json"
+    run_pending_work(pipeline.defs, pipeline.instance, state)
+    lake = pipeline.resources.lakehouse
+    shutil.rmtree(lake.uri(RAW_TELEMETRY_EVENTS))  # the lake lost its raw zone; the log still holds the events
+
+    outcomes = run_pending_work(pipeline.defs, pipeline.instance, state)
+    assert outcomes[0].source == "telemetry_events_sensor" and outcomes[0].success
+    assert lake.read(RAW_TELEMETRY_EVENTS).num_rows == pipeline.produced  # type: ignore[union-attr]
+
+
+def test_events_sensor_waits_while_an_ingestion_run_is_unfinished(pipeline: Pipeline) -> None:
+    def tick() -> dg.SensorResult | dg.SkipReason:
+        context = dg.build_sensor_context(
+            instance=pipeline.instance, definitions=pipeline.defs, resources=pipeline.defs.resources
+        )
+        return telemetry_events_sensor(context)
+
+    requested = tick()
+    assert isinstance(requested, dg.SensorResult) and len(requested.run_requests or []) == 1
+    assert requested.run_requests[0].tags["satlake/pending_events"] == str(pipeline.produced)  # type: ignore[index]
+
+    job = pipeline.defs.resolve_job_def(ingest_telemetry_job.name)
+    run = pipeline.instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
+    skipped = tick()
+    assert isinstance(skipped, dg.SkipReason)
+    assert f"waiting for ingestion run {run.run_id[:8]} (started)" in (skipped.skip_message or "")
+
+    pipeline.instance.report_run_failed(run)
+    assert isinstance(tick(), dg.SensorResult)  # a failed run leaves the events waiting: the next tick retries
 
 
 def test_rerunning_partitions_leaves_identical_tables(pipeline: Pipeline, tmp_path) -> None:
