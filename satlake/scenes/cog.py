@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.dtypes import _gdal_typename
+from rasterio.dtypes import dtype_rev, typename_fwd
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader
@@ -44,7 +44,8 @@ COG_PROFILES: dict[str, dict[str, Any]] = {
     "lzw": {"compress": "LZW"},
 }
 DEFAULT_COG_PROFILE = "deflate"
-OVERVIEW_RESAMPLINGS = ("nearest", "average", "bilinear", "cubic", "mode")
+# The COG driver's OVERVIEW_RESAMPLING values.
+OVERVIEW_RESAMPLINGS = ("nearest", "average", "rms", "bilinear", "cubic", "cubicspline", "lanczos", "mode")
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -104,7 +105,7 @@ def single_band_vrt(src: DatasetReader, band_index: int) -> str:
     ET.SubElement(root, "GeoTransform").text = ", ".join(repr(float(v)) for v in src.transform.to_gdal())
     _add_metadata(root, src.tags())
     dtype = src.dtypes[band_index - 1]
-    band = ET.SubElement(root, "VRTRasterBand", dataType=_gdal_typename(dtype), band="1")
+    band = ET.SubElement(root, "VRTRasterBand", dataType=typename_fwd[dtype_rev[dtype]], band="1")
     if src.descriptions[band_index - 1]:
         ET.SubElement(band, "Description").text = src.descriptions[band_index - 1]
     _add_metadata(band, src.tags(band_index))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.transform import from_origin
 
 from satlake.scenes.cog import (
     COG_PROFILES,
@@ -58,6 +59,37 @@ def test_overviews_halve_the_previous_level_rounding_down_as_gdal_cog_does(tmp_p
         with rasterio.open(report.path, overview_level=level) as overview:
             shapes.append(overview.shape)
     assert shapes == [(515, 515), (257, 257)]  # not ceil(1031 / 4) = 258, which decimating the full size gives
+
+
+def test_one_band_of_a_multiband_file_keeps_its_description_tags_nodata_and_scaling(tmp_path: Path) -> None:
+    source = tmp_path / "multi.tif"
+    profile = {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": 3,
+        "width": 300,
+        "height": 200,
+        "crs": "EPSG:32633",
+        "transform": from_origin(500_000, 5_600_000, 10, 10),
+        "nodata": float("nan"),
+    }
+    with rasterio.open(source, "w", **profile) as dst:
+        dst.write(np.random.default_rng(1).random((3, 200, 300)).astype("float32"))
+        dst.update_tags(MISSION="sim")
+        for band in (1, 2, 3):
+            dst.set_band_description(band, f"band {band}")
+            dst.update_tags(band, WAVELENGTH_NM=str(400 + band))
+        dst.scales, dst.offsets, dst.units = (0.5, 0.25, 2.0), (1.0, 2.0, 3.0), ("m", "W", "K")
+    report = convert_to_cog(source, tmp_path / "band2.tif", band_index=2, profile="zstd")
+    assert validate_cog(report.path) == []
+    assert compare_pixels(source, report.path, band=2)
+    with rasterio.open(report.path) as cog:
+        assert cog.count == 1 and np.isnan(cog.nodata)
+        assert cog.tags()["MISSION"] == "sim" and cog.tags(1) == {"WAVELENGTH_NM": "402"}
+        assert (cog.descriptions, cog.scales, cog.offsets, cog.units) == (("band 2",), (0.25,), (2.0,), ("W",))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["band2.tif", "multi.tif"]  # nothing left beside
+    with pytest.raises(ValueError, match="unknown overview resampling 'sharpest'"):
+        convert_to_cog(source, tmp_path / "x.tif", overview_resampling="sharpest")
 
 
 def test_float_raster_with_nan_converts_losslessly(tmp_path: Path) -> None:
