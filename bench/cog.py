@@ -221,7 +221,7 @@ def run(size: str, workdir: Path, bands: int = 1) -> tuple[list[dict[str, Any]],
     notes: list[str] = []
     version = gdal_version()
     if version is None:
-        notes.append(f"GDAL peer skipped: {GDAL_TRANSLATE} not found (install Debian's gdal-bin to run it)")
+        notes.append(f"GDAL peer skipped: {GDAL_TRANSLATE} not found (bash bench/peers/install_gdal.sh installs it)")
     else:
         notes.append(f"peer: {version}")
     if bands > 1:

@@ -39,6 +39,9 @@ def load_result(path: Path, name: str) -> dict[str, Any]:
     return document
 
 
+GDAL_PEER_MISSING = "gdal_translate not found: install the GDAL peer with bash bench/peers/install_gdal.sh"
+
+
 def test_cog_converts_and_compares_with_gdal_when_available(tmp_path: Path) -> None:
     document = load_result(
         cog.main(["--size", "small", "--workdir", str(tmp_path), "--out", str(tmp_path / "r.json")]), "cog"
@@ -48,7 +51,7 @@ def test_cog_converts_and_compares_with_gdal_when_available(tmp_path: Path) -> N
     assert all(row["mpx_per_s"] > 0 and row["output_mib"] > 0 for row in document["rows"])
     if shutil.which("gdal_translate") is None:
         assert any("GDAL peer skipped" in note for note in document["notes"])
-        pytest.skip("gdal_translate not found: the GDAL peer needs Debian's gdal-bin (apt-get install gdal-bin)")
+        pytest.skip(GDAL_PEER_MISSING)
     assert ("gdal_translate", 1) in systems
     pixels = {c["metric"]: c for c in document["comparisons"]}
     assert pixels["full-resolution pixels identical"]["met"] is True
@@ -64,7 +67,7 @@ def test_cog_converts_a_four_band_scene_band_by_band_like_gdal(tmp_path: Path) -
     satlake_one = next(row for row in document["rows"] if (row["system"], row["scenes"]) == ("satlake", 1))
     assert satlake_one["output_mib"] > 0 and satlake_one["mpx_per_s"] > 0
     if shutil.which("gdal_translate") is None:
-        pytest.skip("gdal_translate not found: the GDAL peer needs Debian's gdal-bin (apt-get install gdal-bin)")
+        pytest.skip(GDAL_PEER_MISSING)
     full_res = next(c for c in document["comparisons"] if c["metric"] == "full-resolution pixels identical")
     assert (full_res["ours"], full_res["peer"], full_res["met"]) == (4.0, 4.0, True)  # every band, both systems
     levels = next(c for c in document["comparisons"] if c["metric"] == "overview levels identical")
