@@ -69,6 +69,8 @@ class Settings:
     trino_user: str = "admin"
     stack_dir: Path | None = None
     secrets_path: Path | None = None
+    # The mission's telemetry limits file (None: the limits shipped with satlake).
+    telemetry_limits_path: Path | None = None
 
     @property
     def stack_home(self) -> Path:
@@ -120,6 +122,7 @@ class Settings:
                 raise SettingsError(f"{name}={value!r} must be an integer") from None
 
         stack_dir = merged.get("SATLAKE_STACK_DIR")
+        limits_path = merged.get("SATLAKE_TELEMETRY_LIMITS")
         return cls(
             mode=mode,
             root=root,
@@ -142,4 +145,5 @@ class Settings:
             trino_user=merged.get("SATLAKE_TRINO_USER", "admin"),
             stack_dir=Path(stack_dir).expanduser().resolve() if stack_dir else None,
             secrets_path=secrets_path.expanduser().resolve(),
+            telemetry_limits_path=Path(limits_path).expanduser().resolve() if limits_path else None,
         )

@@ -216,7 +216,8 @@ class Lakehouse:
         retries: int = 0,
     ) -> int:
         """Replace the rows matching ``predicate`` (a Delta SQL predicate built by the caller from checked
-        values, never from user text) with ``data``, in ONE commit; creates the table on first write.
+        values, never from user text) with ``data``, in ONE commit; creates the table on first write. Columns
+        of ``data`` the table lacks are added to it (schema evolution; earlier rows read them as null).
 
         ``retries``: how often to try again when a concurrent commit conflicts (right for writers that each
         replace only their own rows, such as one scene per run); the table is re-read before each attempt.
@@ -231,6 +232,8 @@ class Lakehouse:
                     data,
                     mode="overwrite" if delta_table is not None else "append",
                     predicate=predicate if delta_table is not None else None,
+                    # A newer contract adds columns: the table gains them (null in rows written before).
+                    schema_mode="merge" if delta_table is not None and _adds_columns(delta_table, data) else None,
                     partition_by=list(partition_by) or None,
                     storage_options=None if delta_table is not None else self.storage_options or None,
                     configuration=None if delta_table is not None else DEFAULT_TABLE_CONFIGURATION,
@@ -366,6 +369,11 @@ def _filter_expression(column: str, op: str, value: object):
     if op not in operations:
         raise ValueError(f"unsupported filter operator {op!r}; use one of {sorted(operations)}")
     return operations[op]()
+
+
+def _adds_columns(delta_table: DeltaTable, data: pa.Table) -> bool:
+    stored = {field.name for field in delta_table.schema().fields}
+    return bool(set(data.column_names) - stored)
 
 
 def _rows_outside_window(data: pa.Table, column: str, first: date, last: date) -> int:

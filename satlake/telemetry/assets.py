@@ -18,6 +18,7 @@ from satlake.settings import Settings
 from satlake.telemetry import checks
 from satlake.telemetry.bronze_update import INCREMENTAL, BronzeUpdate, update_bronze
 from satlake.telemetry.ingest import IngestBatch, ingest_until_caught_up
+from satlake.telemetry.limits_file import load_limits
 from satlake.telemetry.tables import (
     BRONZE_TELEMETRY,
     BRONZE_TELEMETRY_REJECTS,
@@ -101,7 +102,9 @@ def _result(
 
 BRONZE_CHECKS = [
     dg.AssetCheckSpec("keys_not_null_and_unique", asset=BRONZE_KEY, description="(satellite, timestamp) is a key"),
-    dg.AssetCheckSpec("values_in_range", asset=BRONZE_KEY, description="measures within the telemetry contract"),
+    dg.AssetCheckSpec("limit_alarms", asset=BRONZE_KEY,
+                      description="limit alarms by severity and satellite; fails on a hard-limit breach or a "
+                      "satellite over the limits file's max_critical_alarm_rate"),
     dg.AssetCheckSpec("row_count_reconciliation", asset=BRONZE_KEY,
                       description="per batch: events consumed = bronze rows + rejects"),
     dg.AssetCheckSpec("latest_partition_fresh", asset=BRONZE_KEY, description="newest reading under 6 h old"),
@@ -117,16 +120,18 @@ BRONZE_CHECKS = [
             deps=[RAW_EVENTS_KEY],
             group_name="telemetry",
             kinds={"delta"},
-            description="Decoded, validated, de-duplicated telemetry, one partition per UTC day of event time. A "
-            "run adds the rows of the raw batches committed since the day's last run (read from the raw table's "
-            f"change feed); backfills and runs tagged {REBUILD_TAG}=true rebuild the day from all its raw rows.",
+            description="Every decoded reading, de-duplicated, one partition per UTC day of event time, with a limit "
+            "alarm (severity, limit crossed) per measure from the mission's limits file. A run adds the rows of the "
+            "raw batches committed since the day's last run (read from the raw table's change feed); backfills, "
+            f"runs tagged {REBUILD_TAG}=true and days judged by other limits are rebuilt from all their raw rows.",
         ),
         dg.AssetSpec(
             REJECTS_KEY,
             deps=[RAW_EVENTS_KEY],
             group_name="telemetry",
             kinds={"delta"},
-            description="Quarantined events: payload as received, log position and a readable reason.",
+            description="Events that cannot be a reading (undecodable, no usable satellite name or time, a NaN or "
+            "infinite value, a hard-limit breach, a duplicate): payload as received, log position, a reason.",
         ),
     ],
     partitions_def=DAILY_PARTITIONS,
@@ -136,12 +141,13 @@ BRONZE_CHECKS = [
     can_subset=False,
 )
 def bronze_telemetry(
-    context: dg.AssetExecutionContext, lakehouse: dg.ResourceParam[Lakehouse]
+    context: dg.AssetExecutionContext, settings: dg.ResourceParam[Settings], lakehouse: dg.ResourceParam[Lakehouse]
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     first, last = partition_dates(context)
     tags = context.run.tags
     rebuild = tags.get(REBUILD_TAG) == "true" or "dagster/backfill" in tags
-    update = update_bronze(lakehouse, first, last, rebuild=rebuild, say=context.log.info)
+    limits = load_limits(settings.telemetry_limits_path)  # read each run: an edited file applies to the next
+    update = update_bronze(lakehouse, first, last, limits, rebuild=rebuild, say=context.log.info)
     partition = update.partition
     if update.mode != INCREMENTAL:
         context.log.info(
@@ -149,10 +155,12 @@ def bronze_telemetry(
             f"raw events -> {partition.rows.num_rows} bronze rows, {partition.rejects.num_rows} rejects "
             f"{partition.reject_counts}"
         )
-    common = {"window": update.window, "mode": update.mode, "raw_version": update.raw_version}
+    common = {"window": update.window, "mode": update.mode, "raw_version": update.raw_version,
+              "limits_version": limits.version, "limits_file": limits.source}  # fmt: skip
     yield dg.MaterializeResult(
         asset_key=BRONZE_KEY,
         metadata={"dagster/row_count": partition.rows.num_rows, "raw_events": update.raw.num_rows,
+                  "alarms": dg.MetadataValue.json(alarm_counts(partition.rows)),
                   "delta_version": update.bronze_version if update.bronze_version is not None else -1, **common},
     )  # fmt: skip
     yield dg.MaterializeResult(
@@ -167,7 +175,7 @@ def bronze_telemetry(
     written, written_rejects, neighbourhood = _read_back(lakehouse, update)
     error, warn = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
     yield _result(BRONZE_KEY, "keys_not_null_and_unique", checks.check_keys_not_null_and_unique(neighbourhood), error)
-    yield _result(BRONZE_KEY, "values_in_range", checks.check_values_in_range(written), error)
+    yield _result(BRONZE_KEY, "limit_alarms", checks.check_limit_alarms(written, limits), error)
     yield _result(
         BRONZE_KEY, "row_count_reconciliation",
         checks.check_row_count_reconciliation(update.raw, written, written_rejects), error,
@@ -175,6 +183,12 @@ def bronze_telemetry(
     yield _result(BRONZE_KEY, "latest_partition_fresh", _freshness(lakehouse), warn)
     yield _schema_check(BRONZE_KEY, lakehouse.open(BRONZE_TELEMETRY), BRONZE_TELEMETRY_SCHEMA)
     yield _schema_check(REJECTS_KEY, lakehouse.open(BRONZE_TELEMETRY_REJECTS), BRONZE_TELEMETRY_REJECTS_SCHEMA)
+
+
+def alarm_counts(rows: pa.Table) -> dict[str, int]:
+    """Readings by their worst alarm severity (readings within limits are not counted)."""
+    counts = pc.value_counts(rows.column("alarm_severity").drop_null()).to_pylist() if rows.num_rows else []
+    return dict(sorted((c["values"], c["counts"]) for c in counts))
 
 
 def _read_back(lakehouse: Lakehouse, update: BronzeUpdate) -> tuple[pa.Table, pa.Table, pa.Table]:

@@ -18,12 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from satlake.telemetry.codec import EventDecodeError, canonical_event_columns, decode_event_fields
-from satlake.telemetry.ingest import MAX_CLOCK_SKEW_NS
+from satlake.telemetry.limits import TelemetryLimits, alarm_columns, hard_limit_breaches
 from satlake.telemetry.tables import BRONZE_TELEMETRY_REJECTS_SCHEMA, BRONZE_TELEMETRY_SCHEMA, MEASURES
 from satlake.telemetry.validation import (
-    CONTRACT_RANGES,
-    SATELLITE_NAME_PATTERN,
+    CONTROL_CHARACTER_CLASS_RE2,
+    MAX_SATELLITE_NAME_CHARS,
     Rejection,
+    default_limits,
     reject_reason_for_values,
     rejection_from_decode_error,
 )
@@ -60,9 +61,16 @@ class _Verdicts:
 
 
 def build_bronze_partition(
-    raw: pa.Table, stored_keys: StoredKeyLookup | None = None, *, columnar: bool = True
+    raw: pa.Table,
+    stored_keys: StoredKeyLookup | None = None,
+    *,
+    limits: TelemetryLimits | None = None,
+    columnar: bool = True,
 ) -> BronzePartition:
-    """Decode, validate and de-duplicate raw events (one day's, or any set) into bronze rows and rejects.
+    """Decode, validate, flag and de-duplicate raw events (one day's, or any set) into bronze rows and rejects.
+
+    ``limits`` (default: the shipped ones) decide the alarm columns of every row, the hard ranges whose
+    breach makes an event a reject, and the clock skew allowed; their version is written into every row.
 
     Validation judges each event against the moment it was received, not the moment this runs, so re-running
     a partition months later gives the same answer. Duplicates (same satellite and timestamp, e.g. a producer
@@ -74,10 +82,13 @@ def build_bronze_partition(
     the same event (a batch being processed again) and is returned as a row. ``columnar=False`` judges every
     event one at a time, the reference the columnar path must match.
     """
+    limits = limits or default_limits()
     raw = _in_log_order(raw)
-    verdicts = _judge_events(raw, columnar)
+    verdicts = _judge_events(raw, columnar, limits)
     _reject_duplicates(raw, verdicts, stored_keys)
-    return BronzePartition(rows=_bronze_rows(raw, verdicts), rejects=_reject_rows(raw, verdicts.rejected))
+    return BronzePartition(
+        rows=_bronze_rows(raw, verdicts, limits), rejects=_reject_rows(raw, verdicts.rejected, limits.version)
+    )
 
 
 def _in_log_order(raw: pa.Table) -> pa.Table:
@@ -95,7 +106,7 @@ def _in_log_order(raw: pa.Table) -> pa.Table:
     return raw.take(pa.array(order))
 
 
-def _judge_events(raw: pa.Table, columnar: bool) -> _Verdicts:
+def _judge_events(raw: pa.Table, columnar: bool, limits: TelemetryLimits) -> _Verdicts:
     payloads = raw.column("payload").combine_chunks()
     received_ns = pc.cast(raw.column("received_at"), pa.int64()).to_numpy() * 1000  # received_at is in µs
     fast = np.zeros(raw.num_rows, dtype=bool)
@@ -106,7 +117,7 @@ def _judge_events(raw: pa.Table, columnar: bool) -> _Verdicts:
         canonical = canonical_event_columns(payloads)
         positions = canonical.positions
         valid = _valid_readings(canonical.satellite_name, canonical.timestamp_ns, canonical.measures,
-                                received_ns[positions])  # fmt: skip
+                                received_ns[positions], limits)  # fmt: skip
         fast[positions[valid]] = True
         names = canonical.satellite_name.filter(pa.array(valid))
         timestamps = canonical.timestamp_ns[valid].view(np.int64)
@@ -122,9 +133,7 @@ def _judge_events(raw: pa.Table, columnar: bool) -> _Verdicts:
             rejected[i] = (rejection_from_decode_error(error), None, None)
             continue
         name, timestamp_ns = fields[0], fields[1]
-        rejection = reject_reason_for_values(
-            name, timestamp_ns, fields[2:], now_ns=int(received_ns[i]), max_clock_skew_ns=MAX_CLOCK_SKEW_NS
-        )
+        rejection = reject_reason_for_values(name, timestamp_ns, fields[2:], now_ns=int(received_ns[i]), limits=limits)
         if rejection is not None:
             rejected[i] = (rejection, name, timestamp_ns if timestamp_ns < _SIGNED_TIME_LIMIT else None)
             continue
@@ -143,16 +152,18 @@ def _judge_events(raw: pa.Table, columnar: bool) -> _Verdicts:
     return _Verdicts(accepted[order], all_names, all_timestamps, all_measures[order], rejected)
 
 
-_ANCHORED_NAME_PATTERN = f"^{SATELLITE_NAME_PATTERN.pattern}$"
-_RANGES = np.array([(r.low, r.high) for r in CONTRACT_RANGES.values()])
-
-
-def _valid_readings(names: pa.Array, timestamps: np.ndarray, measures: np.ndarray, now_ns: np.ndarray) -> np.ndarray:
-    """Which readings break no rule of ``validation.reject_reason_for_values`` (the others get its reason)."""
-    name_ok = pc.match_substring_regex(names, _ANCHORED_NAME_PATTERN).to_numpy(zero_copy_only=False)
+def _valid_readings(
+    names: pa.Array, timestamps: np.ndarray, measures: np.ndarray, now_ns: np.ndarray, limits: TelemetryLimits
+) -> np.ndarray:
+    """Which events break no rule of ``validation.reject_reason_for_values`` (the others get its reason)."""
+    name_ok = ~(
+        pc.match_substring_regex(names, "^ *$").to_numpy(zero_copy_only=False)
+        | (pc.utf8_length(names).to_numpy(zero_copy_only=False) > MAX_SATELLITE_NAME_CHARS)
+        | pc.match_substring_regex(names, CONTROL_CHARACTER_CLASS_RE2).to_numpy(zero_copy_only=False)
+    )
     signed = timestamps.view(np.int64)  # 0 and stamps at or above 2**63 (negative here) are before 1970
-    time_ok = (signed > 0) & (signed <= now_ns + MAX_CLOCK_SKEW_NS)
-    values_ok = ((measures >= _RANGES[:, 0]) & (measures <= _RANGES[:, 1])).all(axis=1)  # NaN fails both
+    time_ok = (signed > 0) & (signed <= now_ns + limits.max_future_skew_ns)
+    values_ok = np.isfinite(measures).all(axis=1) & ~hard_limit_breaches(limits, names, measures)
     return name_ok & time_ok & values_ok
 
 
@@ -222,7 +233,7 @@ def _add_duplicate(verdicts: _Verdicts, row: int, kept_at: tuple[str, int, int])
     verdicts.rejected[int(verdicts.accepted[row])] = (rejection, name, timestamp_ns)
 
 
-def _bronze_rows(raw: pa.Table, verdicts: _Verdicts) -> pa.Table:
+def _bronze_rows(raw: pa.Table, verdicts: _Verdicts, limits: TelemetryLimits) -> pa.Table:
     source = raw.select(["event_date", "topic", "partition", "offset", "batch_id", "received_at"])
     if verdicts.accepted.size != raw.num_rows:  # else every row was accepted, in order
         source = source.take(pa.array(verdicts.accepted, pa.int64()))
@@ -230,6 +241,7 @@ def _bronze_rows(raw: pa.Table, verdicts: _Verdicts) -> pa.Table:
     timestamp_ns = pa.array(verdicts.timestamps, pa.int64())
     # Microsecond event_time from the exact nanosecond stamp (no float rounding).
     event_time = pc.cast(pc.divide(timestamp_ns, pa.scalar(1000, pa.int64())), pa.timestamp("us", tz="UTC"))
+    alarms = alarm_columns(limits, verdicts.names, verdicts.measures)
     data = {
         "satellite_name": verdicts.names,
         "timestamp_ns": timestamp_ns,
@@ -238,10 +250,17 @@ def _bronze_rows(raw: pa.Table, verdicts: _Verdicts) -> pa.Table:
         **{measure: pa.array(measures[j], pa.float64()) for j, measure in enumerate(MEASURES)},
         **{c: source.column(c) for c in ("topic", "partition", "offset", "batch_id", "received_at")},
     }
+    for j, measure in enumerate(MEASURES):
+        data[f"{measure}_alarm"] = alarms.severity_array(j)
+        data[f"{measure}_alarm_limit"] = pa.array(alarms.limits[:, j], pa.float64(), from_pandas=True)
+    data["alarm_severity"] = alarms.worst_severity()
+    data["limits_version"] = pa.repeat(pa.scalar(limits.version, pa.string()), len(timestamp_ns))
     return pa.table(data, schema=BRONZE_TELEMETRY_SCHEMA)
 
 
-def _reject_rows(raw: pa.Table, rejected: dict[int, tuple[Rejection, str | None, int | None]]) -> pa.Table:
+def _reject_rows(
+    raw: pa.Table, rejected: dict[int, tuple[Rejection, str | None, int | None]], limits_version: str
+) -> pa.Table:
     rows = sorted(rejected)
     source = raw.take(pa.array(rows, pa.int64()))
     details = [rejected[row] for row in rows]
@@ -253,5 +272,6 @@ def _reject_rows(raw: pa.Table, rejected: dict[int, tuple[Rejection, str | None,
         "satellite_name": pa.array([name for _, name, _ in details], pa.string()),
         "timestamp_ns": pa.array([stamp for _, _, stamp in details], pa.int64()),
         **{c: source.column(c) for c in ("event_date", "batch_id", "received_at")},
+        "limits_version": pa.repeat(pa.scalar(limits_version, pa.string()), len(rows)),
     }
     return pa.table(data, schema=BRONZE_TELEMETRY_REJECTS_SCHEMA)

@@ -9,7 +9,9 @@ An update reads only what the raw table's change data feed says was added since 
 the new batches), plus the keys of stored bronze rows in the same span of event time, to reject duplicates. Its
 cost follows the new rows, not the size of the day. A window of several days, a day never built, a raw table
 whose feed does not reach back far enough, or an explicit request rebuilds the window from all its raw rows
-instead (what a backfill does).
+instead (what a backfill does). So does a day whose stored rows were judged by other limits than the ones in
+force (their ``limits_version``), or written before the limits contract: editing the limits file and running a
+day re-evaluates it from its raw rows.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from datetime import date, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from satlake.resources.lakehouse import CHANGE_FEED_COLUMNS, ChangeFeedUnavailable, Lakehouse, scan
 from satlake.telemetry.bronze import STORED_KEY_COLUMNS, BronzePartition, build_bronze_partition
+from satlake.telemetry.limits import TelemetryLimits
 from satlake.telemetry.tables import (
     BRONZE_TELEMETRY,
     BRONZE_TELEMETRY_REJECTS,
@@ -56,6 +60,7 @@ class BronzeUpdate:
     rejects_version: int | None = None
     reason: str = ""
     batch_ids: list[str] = field(default_factory=list)
+    limits_version: str = ""
 
     @property
     def window(self) -> str:
@@ -63,14 +68,21 @@ class BronzeUpdate:
 
 
 def update_bronze(
-    lakehouse: Lakehouse, first: date, last: date, *, rebuild: bool = False, say: Callable[[str], None] = print
+    lakehouse: Lakehouse,
+    first: date,
+    last: date,
+    limits: TelemetryLimits,
+    *,
+    rebuild: bool = False,
+    say: Callable[[str], None] = print,
 ) -> BronzeUpdate:
-    """Bring bronze (rows and rejects) for the days ``first..last`` up to date with the raw table."""
+    """Bring bronze (rows and rejects) for the days ``first..last`` up to date with the raw table, judged by
+    ``limits``."""
     raw_table = lakehouse.open(RAW_TELEMETRY_EVENTS)
     raw_version = raw_table.version() if raw_table is not None else -1
     if rebuild or first != last or raw_table is None:
         why = "requested" if rebuild else ("a window of several days" if first != last else "no raw table yet")
-        return _rebuild(lakehouse, first, last, why)
+        return _rebuild(lakehouse, first, last, limits, why)
     app_id = progress_app_id(first)
     bronze_writer = lakehouse.exactly_once_writer(BRONZE_TELEMETRY)
     rejects_writer = lakehouse.exactly_once_writer(BRONZE_TELEMETRY_REJECTS)
@@ -79,29 +91,33 @@ def update_bronze(
         "rejects": rejects_writer.transaction_versions([app_id])[app_id],
     }
     if None in built_to.values():
-        return _rebuild(lakehouse, first, last, "the day has no progress marker yet")
+        return _rebuild(lakehouse, first, last, limits, "the day has no progress marker yet")
+    judged_otherwise = _judged_by_other_limits(lakehouse, first, limits)
+    if judged_otherwise:
+        return _rebuild(lakehouse, first, last, limits, judged_otherwise)
     oldest = min(v for v in built_to.values() if v is not None)
     if oldest >= raw_version:
         empty = RAW_TELEMETRY_EVENTS_SCHEMA.empty_table()
-        return BronzeUpdate(first, last, UP_TO_DATE, raw_version, empty, build_bronze_partition(empty))
+        return BronzeUpdate(first, last, UP_TO_DATE, raw_version, empty, build_bronze_partition(empty, limits=limits),
+                            limits_version=limits.version)  # fmt: skip
     try:
         changes = lakehouse.read_changes(
             RAW_TELEMETRY_EVENTS, oldest, raw_version, predicate=f"event_date = '{first.isoformat()}'"
         )
     except ChangeFeedUnavailable as error:
-        return _rebuild(lakehouse, first, last, f"the raw change feed cannot be read ({error})")
+        return _rebuild(lakehouse, first, last, limits, f"the raw change feed cannot be read ({error})")
     kinds = set(changes.column("_change_type").to_pylist()) if changes.num_rows else set()
     if kinds - {"insert"}:
-        return _rebuild(lakehouse, first, last, f"raw rows were changed, not only added ({kinds})")
+        return _rebuild(lakehouse, first, last, limits, f"raw rows were changed, not only added ({kinds})")
 
     commit_versions = changes.column("_commit_version").to_numpy()
     raw = _as_raw_rows(changes)
-    partition = build_bronze_partition(raw, _stored_keys_lookup(lakehouse, first))
+    partition = build_bronze_partition(raw, _stored_keys_lookup(lakehouse, first), limits=limits)
     say(
         f"{first}: {raw.num_rows} new raw events (raw v{oldest + 1}..v{raw_version}) -> "
         f"{partition.rows.num_rows} bronze rows, {partition.rejects.num_rows} rejects {partition.reject_counts}"
     )
-    metadata = {"satlake.window": f"{first}..{last}", "satlake.mode": INCREMENTAL}
+    metadata = {"satlake.window": f"{first}..{last}", "satlake.mode": INCREMENTAL, **_limits_metadata(limits)}
     versions = {}
     for name, writer, rows in (
         ("bronze", bronze_writer, partition.rows),
@@ -113,19 +129,54 @@ def update_bronze(
         )
     return BronzeUpdate(
         first, last, INCREMENTAL, raw_version, raw, partition, versions["bronze"], versions["rejects"],
-        batch_ids=sorted(set(raw.column("batch_id").to_pylist())),
+        batch_ids=sorted(set(raw.column("batch_id").to_pylist())), limits_version=limits.version,
     )  # fmt: skip
 
 
-def _rebuild(lakehouse: Lakehouse, first: date, last: date, reason: str) -> BronzeUpdate:
+def _limits_metadata(limits: TelemetryLimits) -> dict[str, str]:
+    return {"satlake.limits_version": limits.version, "satlake.limits_mission": limits.mission,
+            "satlake.limits_file": limits.source}  # fmt: skip
+
+
+def _judged_by_other_limits(lakehouse: Lakehouse, day: date, limits: TelemetryLimits) -> str:
+    """Why the day's stored rows must be judged again under ``limits`` ("" when they need not): a table
+    written before the limits contract, or rows whose limits version is another. Read from the Delta log's
+    file statistics, without reading rows."""
+    for table in (BRONZE_TELEMETRY, BRONZE_TELEMETRY_REJECTS):
+        delta_table = lakehouse.open(table)
+        if delta_table is None:
+            continue
+        if "limits_version" not in {f.name for f in delta_table.schema().fields}:
+            return f"{table} was written before the limits contract (no limits_version column)"
+        files = pa.table(delta_table.get_add_actions(flatten=True))
+        if not files.num_rows:
+            continue
+        of_day = files.filter(pc.equal(files.column("partition.event_date"), pa.scalar(day, pa.date32())))
+        if not of_day.num_rows:
+            continue
+        if "min.limits_version" not in of_day.column_names:  # no statistics: read the one column
+            stored = lakehouse.read(table, filters=[("event_date", "=", day)], columns=["limits_version"])
+            versions = set(stored.column("limits_version").to_pylist()) if stored is not None else set()
+        else:
+            nulls = pc.sum(of_day.column("null_count.limits_version")).as_py() or 0
+            versions = {*of_day.column("min.limits_version").to_pylist(), *of_day.column("max.limits_version")
+                        .to_pylist()} | ({None} if nulls else set())  # fmt: skip
+        others = versions - {limits.version}
+        if others:
+            shown = ", ".join(sorted(str(v) for v in others))
+            return f"{table} rows of {day} were judged by other limits ({shown}; now {limits.version})"
+    return ""
+
+
+def _rebuild(lakehouse: Lakehouse, first: date, last: date, limits: TelemetryLimits, reason: str) -> BronzeUpdate:
     raw_table = lakehouse.open(RAW_TELEMETRY_EVENTS)
     window = [("event_date", ">=", first), ("event_date", "<=", last)]
     raw = scan(raw_table, window) if raw_table is not None else RAW_TELEMETRY_EVENTS_SCHEMA.empty_table()
     raw_version = raw_table.version() if raw_table is not None else -1
-    partition = build_bronze_partition(raw)
+    partition = build_bronze_partition(raw, limits=limits)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     markers = {progress_app_id(day): raw_version for day in days} if raw_version >= 0 else {}
-    metadata = {"satlake.window": f"{first}..{last}", "satlake.mode": REBUILD}
+    metadata = {"satlake.window": f"{first}..{last}", "satlake.mode": REBUILD, **_limits_metadata(limits)}
     written = [
         lakehouse.replace_date_partitions(
             table, rows, partition_column="event_date", first=first, last=last, commit_metadata=metadata,
@@ -133,7 +184,8 @@ def _rebuild(lakehouse: Lakehouse, first: date, last: date, reason: str) -> Bron
         )
         for table, rows in ((BRONZE_TELEMETRY, partition.rows), (BRONZE_TELEMETRY_REJECTS, partition.rejects))
     ]  # fmt: skip
-    return BronzeUpdate(first, last, REBUILD, raw_version, raw, partition, written[0], written[1], reason)
+    return BronzeUpdate(first, last, REBUILD, raw_version, raw, partition, written[0], written[1], reason,
+                        limits_version=limits.version)  # fmt: skip
 
 
 def _as_raw_rows(changes: pa.Table) -> pa.Table:

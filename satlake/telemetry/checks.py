@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-from satlake.telemetry.validation import CONTRACT_RANGES
+from satlake.telemetry.limits import SEVERITIES, SEVERITY_LEVEL, TelemetryLimits, hard_limit_breaches
+from satlake.telemetry.tables import MEASURES
 
 EXAMPLE_ROWS = 5
 
@@ -56,23 +58,54 @@ def check_keys_not_null_and_unique(rows: pa.Table) -> CheckOutcome:
     )  # fmt: skip
 
 
-def check_values_in_range(rows: pa.Table) -> CheckOutcome:
-    """Every measure lies inside the telemetry contract's plausible range."""
+def check_limit_alarms(rows: pa.Table, limits: TelemetryLimits) -> CheckOutcome:
+    """Limit alarms by severity and satellite. Alarms are data, not failures: the check fails only where a
+    stored row breaks a hard range of ``limits``, or where a satellite's share of readings with a critical or
+    severe alarm is above the limits' ``max_critical_alarm_rate``."""
     con = duckdb.connect()
-    con.register("t", rows)
-    conditions = {m: f"NOT ({m} BETWEEN {r.low} AND {r.high})" for m, r in CONTRACT_RANGES.items()}
-    counts = {m: int(con.execute(f"SELECT count(*) FROM t WHERE {c}").fetchone()[0]) for m, c in conditions.items()}  # type: ignore[index]
-    examples = _examples(
-        con,
-        f"SELECT satellite_name, event_time, {', '.join(CONTRACT_RANGES)} FROM t WHERE "
-        + " OR ".join(conditions.values()),
-    )
-    out_of_range = sum(counts.values())
+    con.register("t", rows.select(["satellite_name", "event_time", "alarm_severity", "limits_version", *MEASURES]))
+    by_satellite: dict[str, dict[str, int]] = {}
+    for name, severity, count in con.execute(
+        "SELECT satellite_name, coalesce(alarm_severity, 'none'), count(*) FROM t GROUP BY ALL ORDER BY ALL"
+    ).fetchall():
+        by_satellite.setdefault(name, {})[severity] = int(count)
+    by_severity = {s: sum(counts.get(s, 0) for counts in by_satellite.values()) for s in SEVERITIES}
+    critical = [s for s in SEVERITIES if SEVERITY_LEVEL[s] >= SEVERITY_LEVEL["critical"]]
+    rates = {
+        name: sum(counts.get(s, 0) for s in critical) / sum(counts.values()) for name, counts in by_satellite.items()
+    }
+    over = {name: round(rate, 6) for name, rate in rates.items() if rate > limits.max_critical_alarm_rate}
+    values = np.column_stack([rows.column(m).to_numpy(zero_copy_only=False) for m in MEASURES]) if rows.num_rows else (
+        np.zeros((0, len(MEASURES))))  # fmt: skip
+    breaches = np.flatnonzero(hard_limit_breaches(limits, rows.column("satellite_name"), values))
+    hard_examples = [
+        {"satellite_name": rows.column("satellite_name")[i].as_py(), "event_time": rows.column("event_time")[i].as_py()
+         .isoformat(), **{m: rows.column(m)[i].as_py() for m in MEASURES}}
+        for i in breaches[:EXAMPLE_ROWS].tolist()
+    ]  # fmt: skip
+    stale = int(con.execute("SELECT count(*) FROM t WHERE limits_version IS DISTINCT FROM ?", [limits.version])
+                .fetchone()[0])  # type: ignore[index]  # fmt: skip
+    alarms = sum(by_severity.values())
+    problems = []
+    if breaches.size:
+        problems.append(f"{breaches.size} rows break a hard limit")
+    if over:
+        problems.append(
+            f"{len(over)} satellites over the critical alarm rate {limits.max_critical_alarm_rate:g}: "
+            + ", ".join(f"{name} {rate:.2%}" for name, rate in sorted(over.items()))
+        )
+    summary = ", ".join(f"{by_severity[s]} {s}" for s in SEVERITIES if by_severity[s]) or "none"
     return CheckOutcome(
-        passed=out_of_range == 0,
-        description=f"{out_of_range} values outside the contract ranges in {rows.num_rows} rows",
-        metadata={"rows": rows.num_rows, "out_of_range_by_measure": counts, "examples": examples,
-                  "ranges": {m: [r.low, r.high] for m, r in CONTRACT_RANGES.items()}},
+        passed=not problems,
+        description=(f"{rows.num_rows} readings, {alarms} with a limit alarm ({summary})"
+                     + (f"; {'; '.join(problems)}" if problems else "")),
+        metadata={"rows": rows.num_rows, "alarms_by_severity": by_severity,
+                  "alarms_by_satellite": {n: {s: c for s, c in counts.items() if s != "none"}
+                                          for n, counts in by_satellite.items()},
+                  "critical_alarm_rate_by_satellite": {n: round(r, 6) for n, r in rates.items()},
+                  "max_critical_alarm_rate": limits.max_critical_alarm_rate, "hard_limit_breaches": int(breaches.size),
+                  "hard_limit_examples": hard_examples, "rows_judged_by_other_limits": stale,
+                  "limits_version": limits.version, "limits_file": limits.source},
     )  # fmt: skip
 
 

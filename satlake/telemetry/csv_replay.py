@@ -3,7 +3,8 @@
 Format: header ``temp_c,battery_charge_pct,altitude,sensor1,sensor2,sensor3`` (any order, extra columns
 ignored), one reading per line, no timestamp: events are stamped as they are sent. A malformed header is
 always an error; a malformed row is an error (``strict=True``) or skipped and reported (``strict=False``).
-Values that parse as numbers (including ``nan``) pass through: the validation rules reject them downstream.
+Values that parse as numbers pass through: out-of-limits values land with an alarm, ``nan`` and ``inf`` are
+rejected downstream by the validation rules.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from satlake.resources.event_log import OutgoingRecord
 from satlake.telemetry.codec import TelemetryReading, encode_event
-from satlake.telemetry.validation import SATELLITE_NAME_PATTERN
+from satlake.telemetry.validation import SATELLITE_NAME_RULE, satellite_name_from_file_stem, satellite_name_problem
 
 # CSV column -> TelemetryReading field, in the order of the documented header.
 CSV_COLUMNS: dict[str, str] = {
@@ -69,16 +70,18 @@ class CsvReading:
 
 
 def satellite_name_from_path(path: Path) -> str:
-    """The satellite a CSV file belongs to: its stem, which must be a valid satellite name."""
-    if not SATELLITE_NAME_PATTERN.fullmatch(path.stem):
+    """The satellite a CSV file belongs to: its stem, percent-escapes decoded (``ISS (ZARYA).csv`` and
+    ``ISS%20%28ZARYA%29.csv`` both name ``ISS (ZARYA)``), which must be a usable satellite name."""
+    name = satellite_name_from_file_stem(path.stem)
+    problem = satellite_name_problem(name)
+    if problem is not None:
         raise CsvFormatError(
             path,
             None,
-            f"file name stem {path.stem!r} is not a satellite name "
-            f"(pattern {SATELLITE_NAME_PATTERN.pattern}); "
+            f"file name stem {path.stem!r} is not a satellite name: it {problem} (a name is {SATELLITE_NAME_RULE}); "
             "rename the file to <satellite name>.csv, for example SAT-001.csv",
         )
-    return path.stem
+    return name
 
 
 def _column_positions(path: Path, header: list[str]) -> list[int]:

@@ -30,16 +30,16 @@ FAULT_KINDS: tuple[str, ...] = (
     "future_timestamp",
     "timestamp_before_1970",
 )
-# Names an upstream bug could send; each breaks SATELLITE_NAME_PATTERN in a different way.
+# Names an upstream bug could send; each breaks the satellite name rule (validation.SATELLITE_NAME_RULE) in a
+# different way: empty, only spaces, control characters, too long.
 BAD_SATELLITE_NAMES: tuple[str, ...] = (
     "",
-    " SAT-001",
-    "SAT 001",
-    "sat/../001",
-    "-SAT-001",
+    "   ",
     "SAT-001\n",
-    "SÄT-001",
-    "SAT-001;DROP TABLE telemetry",
+    "SAT\x00001",
+    "SAT-001\x1b[31m",
+    "SAT\u2028001",
+    "\x7f",
     "S" * 80,
 )
 # Share of readings with a real but unusual value (still inside the contract) for the anomaly models to find.
@@ -47,8 +47,9 @@ EXCURSION_RATE = 0.002
 # Steps simulated per numpy batch: bounds memory for long simulations without slowing short ones.
 _STEPS_PER_CHUNK = 4096
 _MEASUREMENTS = ("temp_c", "battery_charge_pct", "altitude_km", "sensor1", "sensor2", "sensor3")
-# Below and above the contract range of each measurement, far enough out to be a fault, not an excursion.
-_SENSOR_OUT_OF_RANGE = ((-3.0, -0.05), (1.05, 5.0))
+# Below and above the shipped limits' critical band of each measurement, far enough out to be a fault, not an
+# excursion: bronze keeps them with a critical or severe alarm.
+_SENSOR_OUT_OF_RANGE = ((-5.0, -1.05), (1.05, 5.0))
 _OUT_OF_RANGE_VALUES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "temp_c": ((-273.0, -120.0), (130.0, 400.0)),
     "battery_charge_pct": ((-50.0, -0.5), (100.5, 150.0)),

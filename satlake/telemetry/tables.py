@@ -18,6 +18,8 @@ UTC_MILLIS = pa.timestamp("ms", tz="UTC")
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 MEASURES = ("temp_c", "battery_charge_pct", "altitude_km", "sensor1", "sensor2", "sensor3")
+# Per measure: the severity of its limit alarm (null when within limits) and the limit it crossed.
+ALARM_COLUMNS = tuple(column for measure in MEASURES for column in (f"{measure}_alarm", f"{measure}_alarm_limit"))
 
 # Payload bytes exactly as received, with their position in the log. ``event_date`` routes each row to its
 # bronze partition: the event's own UTC day when its timestamp can be read, else the day it was received.
@@ -48,6 +50,10 @@ BRONZE_TELEMETRY_SCHEMA = pa.schema(
         pa.field("offset", pa.int64(), nullable=False),
         pa.field("batch_id", pa.string(), nullable=False),
         pa.field("received_at", UTC_MICROS, nullable=False),
+        # Added by the limits contract; at the end, so tables written before it evolve by adding columns.
+        *(pa.field(column, pa.string() if column.endswith("_alarm") else pa.float64()) for column in ALARM_COLUMNS),
+        pa.field("alarm_severity", pa.string()),  # the worst of the reading's alarms
+        pa.field("limits_version", pa.string()),  # TelemetryLimits.version of the limits that judged the row
     ]
 )
 
@@ -64,5 +70,6 @@ BRONZE_TELEMETRY_REJECTS_SCHEMA = pa.schema(
         pa.field("event_date", pa.date32(), nullable=False),
         pa.field("batch_id", pa.string(), nullable=False),
         pa.field("received_at", UTC_MICROS, nullable=False),
+        pa.field("limits_version", pa.string()),
     ]
 )

@@ -1,5 +1,10 @@
-"""Validation rules of the telemetry contract: which decoded readings are rejected, with which stable code and
-which readable reason. Pure functions, no I/O."""
+"""Validation rules of the telemetry contract: which decoded events cannot be a reading, with which stable
+code and which readable reason. Pure functions, no I/O.
+
+An event is a reading when it decodes, names its satellite and carries a plausible time, with finite values
+inside any hard range its mission's limits set. Values outside the alarm bands are readings too: they are kept
+and flagged (``limits``), never rejected here.
+"""
 
 from __future__ import annotations
 
@@ -8,46 +13,63 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+from urllib.parse import quote, unquote
 
 from satlake.telemetry.codec import DecodedColumns, EventDecodeError, TelemetryReading
+from satlake.telemetry.limits import TelemetryLimits
+from satlake.telemetry.limits_file import load_limits
+from satlake.telemetry.tables import MEASURES
 
-# A name starts with a letter or digit and stays short and path-safe (it becomes a key, a file stem, a label).
-SATELLITE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-DEFAULT_MAX_CLOCK_SKEW_NS = 5 * 60 * 1_000_000_000
+# Satellite names as fleets write them (sat0, SAT-001, NOAA-20, Sentinel-2A, ISS (ZARYA), NORAD numbers such
+# as 25544): any text of 1 to MAX_SATELLITE_NAME_CHARS characters that is not only spaces and holds no control
+# character (C0, DEL, C1, line and paragraph separators: they break logs, CSV lines and labels).
+MAX_SATELLITE_NAME_CHARS = 64
+_CONTROL_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x2028, 0x2029))
+CONTROL_CHARACTER_CLASS = "[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in _CONTROL_RANGES) + "]"
+# The same class in RE2 syntax (Arrow's regex engine), for the columnar path.
+CONTROL_CHARACTER_CLASS_RE2 = "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in _CONTROL_RANGES) + "]"
+_CONTROL_CHARACTER = re.compile(CONTROL_CHARACTER_CLASS)
+SATELLITE_NAME_RULE = (
+    f"1 to {MAX_SATELLITE_NAME_CHARS} characters, not only spaces, no control characters "
+    "(U+0000-U+001F, U+007F-U+009F, U+2028, U+2029)"
+)
 # timestamp_ns is an unsigned 64-bit field: a producer writing a negative signed time lands at 2**63 or above.
 _SIGNED_TIME_LIMIT = 1 << 63
-
-
-@dataclass(frozen=True, slots=True)
-class ValueRange:
-    """Inclusive range a measured value must lie in."""
-
-    low: float
-    high: float
-    unit: str
-
-    def describe(self) -> str:
-        return f"{self.low:g}..{self.high:g}{' ' + self.unit if self.unit else ''}"
-
-
-CONTRACT_RANGES: dict[str, ValueRange] = {
-    "temp_c": ValueRange(-100.0, 120.0, "°C"),
-    "battery_charge_pct": ValueRange(0.0, 100.0, "%"),
-    "altitude_km": ValueRange(160.0, 2000.0, "km"),
-    "sensor1": ValueRange(0.0, 1.0, ""),
-    "sensor2": ValueRange(0.0, 1.0, ""),
-    "sensor3": ValueRange(0.0, 1.0, ""),
-}
-_RANGE_ITEMS = tuple((name, value_range.low, value_range.high) for name, value_range in CONTRACT_RANGES.items())
+# A name becomes a file stem this way: everything but these characters is percent-encoded (reversibly).
+_FILE_SAFE = "-_.() "
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a reading was rejected: ``code`` is stable (for grouping and checks), ``reason`` is for people."""
+    """Why an event is not a reading: ``code`` is stable (for grouping and checks), ``reason`` is for people."""
 
     code: str
     reason: str
+
+
+def satellite_name_problem(satellite_name: str) -> str | None:
+    """What makes ``satellite_name`` unusable as a satellite's identity, or None when it is a name."""
+    if not satellite_name.strip(" "):
+        return "is empty" if not satellite_name else "is only spaces"
+    if len(satellite_name) > MAX_SATELLITE_NAME_CHARS:
+        return f"has {len(satellite_name)} characters, more than {MAX_SATELLITE_NAME_CHARS}"
+    control = _CONTROL_CHARACTER.search(satellite_name)
+    if control:
+        return f"holds the control character U+{ord(control.group()):04X} at position {control.start()}"
+    return None
+
+
+def satellite_file_stem(satellite_name: str) -> str:
+    """``satellite_name`` as a file stem on any file system: '/', '\\', ':', '%' and the like percent-encoded,
+    and a leading '.' too (no hidden files, no '..'). ``satellite_name_from_file_stem`` reverses it."""
+    stem = quote(satellite_name, safe=_FILE_SAFE)
+    return "%2E" + stem[1:] if stem.startswith(".") else stem
+
+
+def satellite_name_from_file_stem(stem: str) -> str:
+    """The satellite a file stem names: percent-escapes decoded (``ISS%20%28ZARYA%29`` or ``ISS (ZARYA)``)."""
+    return unquote(stem)
 
 
 def _describe_time(timestamp_ns: int) -> str:
@@ -58,13 +80,10 @@ def _describe_time(timestamp_ns: int) -> str:
 
 
 def _name_violation(satellite_name: str) -> tuple[str, str] | None:
-    if SATELLITE_NAME_PATTERN.fullmatch(satellite_name):
+    problem = satellite_name_problem(satellite_name)
+    if problem is None:
         return None
-    return (
-        "invalid_satellite_name",
-        f"satellite_name {satellite_name!r} does not match {SATELLITE_NAME_PATTERN.pattern} "
-        "(a letter or digit, then up to 63 of letters, digits, '.', '_' or '-')",
-    )
+    return ("invalid_satellite_name", f"satellite_name {satellite_name!r} {problem} (a name is {SATELLITE_NAME_RULE})")
 
 
 def _timestamp_violation(timestamp_ns: int, now_ns: int, max_clock_skew_ns: int) -> tuple[str, str] | None:
@@ -80,20 +99,28 @@ def _timestamp_violation(timestamp_ns: int, now_ns: int, max_clock_skew_ns: int)
             "timestamp_in_future",
             f"timestamp_ns={timestamp_ns} ({_describe_time(timestamp_ns)}) is "
             f"{(timestamp_ns - now_ns) / 1e9:.1f} s ahead of the ingestion clock ({_describe_time(now_ns)}); "
-            f"at most {max_clock_skew_ns / 1e9:g} s of clock skew is allowed",
+            f"at most {max_clock_skew_ns / 1e9:g} s of clock skew is allowed (max_future_skew_s in the limits file)",
         )
     return None
 
 
-def _value_violations(values: Sequence[float]) -> list[tuple[str, str]]:
+def _value_violations(
+    satellite_name: str | None, values: Sequence[float], limits: TelemetryLimits
+) -> list[tuple[str, str]]:
     violations: list[tuple[str, str]] = []
-    for value, (name, low, high) in zip(values, _RANGE_ITEMS, strict=True):
-        if low <= value <= high:
-            continue
-        if not math.isfinite(value):
-            violations.append(("non_finite_value", f"{name}={value} is not a finite number"))
-        else:
-            violations.append(("value_out_of_range", f"{name}={value!r} is outside {CONTRACT_RANGES[name].describe()}"))
+    for name, value in zip(MEASURES, values, strict=True):
+        if math.isnan(value):
+            violations.append(("non_finite_value", f"{name} is NaN (not a number)"))
+        elif math.isinf(value):
+            violations.append(("non_finite_value", f"{name} is {'+' if value > 0 else '-'}infinite"))
+    if satellite_name is None:  # no identity: there is no satellite whose hard limits would apply
+        return violations
+    for name, value, band, unit in limits.hard_violations(satellite_name, values):
+        violations.append((
+            "outside_hard_limit",
+            f"{name}={value!r} is outside its hard limit {band.describe(unit)} ({limits.source}: physically "
+            "impossible for this mission)",
+        ))  # fmt: skip
     return violations
 
 
@@ -102,62 +129,47 @@ def reject_reason_for_values(
     timestamp_ns: int,
     values: Sequence[float],
     now_ns: int,
-    max_clock_skew_ns: int = DEFAULT_MAX_CLOCK_SKEW_NS,
+    limits: TelemetryLimits | None = None,
 ) -> Rejection | None:
-    """``reject_reason`` on plain values; ``values`` are the six measurements in ``CONTRACT_RANGES`` order."""
+    """``reject_reason`` on plain values; ``values`` are the six measurements in ``MEASURES`` order."""
+    limits = limits or default_limits()
     violations: list[tuple[str, str]] = []
     name_violation = _name_violation(satellite_name)
     if name_violation:
         violations.append(name_violation)
-    timestamp_violation = _timestamp_violation(timestamp_ns, now_ns, max_clock_skew_ns)
+    timestamp_violation = _timestamp_violation(timestamp_ns, now_ns, limits.max_future_skew_ns)
     if timestamp_violation:
         violations.append(timestamp_violation)
-    violations.extend(_value_violations(values))
+    violations.extend(_value_violations(None if name_violation else satellite_name, values, limits))
     if not violations:
         return None
     return Rejection(code=violations[0][0], reason="; ".join(reason for _code, reason in violations))
 
 
-def reject_reason(
-    reading: TelemetryReading, now_ns: int, max_clock_skew_ns: int = DEFAULT_MAX_CLOCK_SKEW_NS
-) -> Rejection | None:
-    """Why ``reading`` breaks the telemetry contract, or ``None`` when it is valid.
+def reject_reason(reading: TelemetryReading, now_ns: int, limits: TelemetryLimits | None = None) -> Rejection | None:
+    """Why ``reading`` cannot be a reading, or ``None`` when it is one (whatever alarms its values raise).
 
-    Every violation is named in one reason (field, value, allowed range); the code is that of the first, in
-    the order satellite name, timestamp, then the measurements in schema order. ``now_ns`` is the ingestion
-    clock: events more than ``max_clock_skew_ns`` ahead of it are in the future.
+    Every violation is named in one reason; the code is that of the first, in the order satellite name,
+    timestamp, non-finite values, hard limits. ``now_ns`` is the ingestion clock: events more than the limits'
+    ``max_future_skew_s`` ahead of it are in the future. ``limits`` default to the shipped ones.
     """
     return reject_reason_for_values(
         reading.satellite_name,
         reading.timestamp_ns,
-        (
-            reading.temp_c,
-            reading.battery_charge_pct,
-            reading.altitude_km,
-            reading.sensor1,
-            reading.sensor2,
-            reading.sensor3,
-        ),
+        tuple(getattr(reading, measure) for measure in MEASURES),
         now_ns,
-        max_clock_skew_ns,
+        limits,
     )
 
 
-def reject_reasons(
-    columns: DecodedColumns, now_ns: int, max_clock_skew_ns: int = DEFAULT_MAX_CLOCK_SKEW_NS
-) -> list[Rejection | None]:
+def reject_reasons(columns: DecodedColumns, now_ns: int, limits: TelemetryLimits | None = None) -> list[Rejection | None]:
     """``reject_reason`` for every row of ``columns`` (as ``decode_event_columns`` returns them)."""
     return [
-        reject_reason_for_values(name, timestamp_ns, values, now_ns, max_clock_skew_ns)
+        reject_reason_for_values(name, timestamp_ns, values, now_ns, limits)
         for name, timestamp_ns, *values in zip(
             columns.satellite_name,
             columns.timestamp_ns,
-            columns.temp_c,
-            columns.battery_charge_pct,
-            columns.altitude_km,
-            columns.sensor1,
-            columns.sensor2,
-            columns.sensor3,
+            *(getattr(columns, measure) for measure in MEASURES),
             strict=True,
         )
     ]
@@ -166,3 +178,9 @@ def reject_reasons(
 def rejection_from_decode_error(error: EventDecodeError) -> Rejection:
     """The rejection for a payload that could not be decoded: the decoder's code, and a reason saying so."""
     return Rejection(code=error.reason_code, reason=f"payload is not a readable event.Event: {error.detail}")
+
+
+@cache
+def default_limits() -> TelemetryLimits:
+    """The shipped limits (read once)."""
+    return load_limits()

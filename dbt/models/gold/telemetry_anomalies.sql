@@ -1,6 +1,8 @@
 {#- One row per anomalous reading per measure and kind.
 
-    range_violation: the value is outside var('operational_limits').
+    range_violation: a limit alarm. Bronze judged the value against the mission's limits file and found it
+    outside a band; severity (watch, warning, distress, critical, severe) and limit_value say which band and
+    which end. The limits live in one place, the limits file, not in this project.
 
     statistical_outlier: a Hampel identifier. A reading is compared with the median of its neighbourhood, the
     var('outlier_neighbour_readings') readings either side of it and itself, of the same satellite, measure and
@@ -21,40 +23,50 @@ with readings as (
     where {{ in_window() }}
 ),
 
-operational_limits as (
-    select * from {{ operational_limits_values() }} as limits (measure, lower_limit, upper_limit)
-),
-
 outlier_scale_floors as (
     select * from {{ outlier_scale_floor_values() }} as floors (measure, scale_floor)
 ),
 
 measurements as (
-    unpivot readings
+    unpivot (select event_date, satellite_name, timestamp_ns, event_time, {{ telemetry_measures() | join(', ') }} from readings)
     on {{ telemetry_measures() | join(', ') }}
     into name measure value value
 ),
 
+limit_alarms as (
+    unpivot (
+        select
+            event_date, satellite_name, timestamp_ns, event_time,
+            {%- for measure in telemetry_measures() %}
+            {{ measure }}, {{ measure }}_alarm, {{ measure }}_alarm_limit{{ ',' if not loop.last }}
+            {%- endfor %}
+        from readings
+    )
+    on {% for measure in telemetry_measures() -%}
+        ({{ measure }}, {{ measure }}_alarm, {{ measure }}_alarm_limit) as {{ measure }}{{ ', ' if not loop.last }}
+    {%- endfor %}
+    into name measure value value, severity, limit_value
+),
+
 range_violations as (
     select
-        m.event_date,
-        m.satellite_name,
-        m.timestamp_ns,
-        m.event_time,
-        m.measure,
+        event_date,
+        satellite_name,
+        timestamp_ns,
+        event_time,
+        measure,
         'range_violation' as kind,
-        m.value,
-        case when m.value < l.lower_limit then l.lower_limit else l.upper_limit end as limit_value,
+        value,
+        limit_value,
         cast(null as double) as expected_value,
         cast(null as double) as robust_z,
-        case
-            when m.value < l.lower_limit
-                then printf('%s %.3f is below the operational minimum %.3f', m.measure, m.value, l.lower_limit)
-            else printf('%s %.3f is above the operational maximum %.3f', m.measure, m.value, l.upper_limit)
-        end as reason
-    from measurements as m
-    inner join operational_limits as l on m.measure = l.measure
-    where m.value < l.lower_limit or m.value > l.upper_limit
+        printf(
+            '%s %.3f is %s the %s limit %.3f', measure, value,
+            case when value < limit_value then 'below' else 'above' end, severity, limit_value
+        ) as reason,
+        severity
+    from limit_alarms
+    where severity is not null
 ),
 
 neighbourhoods as (
@@ -110,7 +122,8 @@ statistical_outliers as (
             '%s %.3f is %.1f robust standard deviations %s %.3f, the median of its %d neighbouring readings (threshold %.1f)',
             measure, value, abs(robust_z), case when robust_z > 0 then 'above' else 'below' end,
             expected_value, {{ 2 * neighbours + 1 }}, {{ var('outlier_robust_z_threshold') }}
-        ) as reason
+        ) as reason,
+        cast(null as varchar) as severity
     from scored
     where abs(robust_z) > {{ var('outlier_robust_z_threshold') }}
 )

@@ -6,10 +6,12 @@
     reading of the day, so a satellite that falls silent while the others keep reporting loses coverage.
 
     Status, first rule that matches:
-      critical  any range_violation, or coverage_ratio < var('health_coverage_critical')
-      degraded  outlier_share (statistical outliers per reading) > var('health_max_outlier_share'),
+      critical  any critical or severe limit alarm, or coverage_ratio < var('health_coverage_critical')
+      degraded  any warning or distress limit alarm,
+                outlier_share (statistical outliers per reading) > var('health_max_outlier_share'),
                 coverage_ratio < var('health_coverage_degraded'), coverage unknown (fewer than two readings),
                 or max_depth_of_discharge_pct > var('health_max_depth_of_discharge_pct')
+    A watch alarm is counted but changes no status.
     A lone transient (a heater spike, a saturated sensor sample) is an anomaly row but does not degrade a day;
     a satellite whose readings keep jumping does.
       ok        otherwise
@@ -71,7 +73,10 @@ anomaly_counts as (
         event_date,
         satellite_name,
         count(*) filter (where kind = 'range_violation') as range_violation_count,
-        count(*) filter (where kind = 'statistical_outlier') as statistical_outlier_count
+        count(*) filter (where kind = 'statistical_outlier') as statistical_outlier_count,
+        {%- for severity in alarm_severities() %}
+        count(*) filter (where kind = 'range_violation' and severity = '{{ severity }}') as {{ severity }}_alarm_count{{ ',' if not loop.last }}
+        {%- endfor %}
     from {{ ref('telemetry_anomalies') }}
     where {{ in_window() }}
     group by event_date, satellite_name
@@ -99,7 +104,10 @@ measured as (
         coalesce(a.range_violation_count, 0) as range_violation_count,
         coalesce(a.statistical_outlier_count, 0) as statistical_outlier_count,
         coalesce(a.range_violation_count, 0) + coalesce(a.statistical_outlier_count, 0) as anomaly_count,
-        coalesce(a.statistical_outlier_count, 0) / d.reading_count as outlier_share
+        coalesce(a.statistical_outlier_count, 0) / d.reading_count as outlier_share,
+        {%- for severity in alarm_severities() %}
+        coalesce(a.{{ severity }}_alarm_count, 0) as {{ severity }}_alarm_count{{ ',' if not loop.last }}
+        {%- endfor %}
     from daily as d
     inner join fleet_span as f using (event_date)
     left join cadence as c using (event_date, satellite_name)
@@ -109,7 +117,8 @@ measured as (
 judged as (
     select
         *,
-        range_violation_count > 0 as has_range_violations,
+        critical_alarm_count + severe_alarm_count > 0 as has_critical_alarms,
+        warning_alarm_count + distress_alarm_count > 0 as has_warning_alarms,
         coverage_ratio < {{ var('health_coverage_critical') }} as has_critical_coverage,
         outlier_share > {{ var('health_max_outlier_share') }} as has_outliers,
         coverage_ratio < {{ var('health_coverage_degraded') }} as has_low_coverage,
@@ -141,13 +150,29 @@ select
     statistical_outlier_count,
     outlier_share,
     case
-        when has_range_violations or has_critical_coverage then 'critical'
-        when has_outliers or has_low_coverage or has_unknown_coverage or has_deep_discharge then 'degraded'
+        when has_critical_alarms or has_critical_coverage then 'critical'
+        when has_warning_alarms or has_outliers or has_low_coverage or has_unknown_coverage or has_deep_discharge
+            then 'degraded'
         else 'ok'
     end as health_status,
     concat_ws(
         '; ',
-        case when has_range_violations then range_violation_count || ' range violation(s)' end,
+        case
+            when has_critical_alarms
+                then concat_ws(
+                    ' and ',
+                    case when critical_alarm_count > 0 then critical_alarm_count || ' critical' end,
+                    case when severe_alarm_count > 0 then severe_alarm_count || ' severe' end
+                ) || ' limit alarm(s)'
+        end,
+        case
+            when has_warning_alarms
+                then concat_ws(
+                    ' and ',
+                    case when warning_alarm_count > 0 then warning_alarm_count || ' warning' end,
+                    case when distress_alarm_count > 0 then distress_alarm_count || ' distress' end
+                ) || ' limit alarm(s)'
+        end,
         case
             when has_outliers
                 then printf('%d statistical outlier(s), %.1f%% of readings', statistical_outlier_count, 100 * outlier_share)
@@ -158,5 +183,8 @@ select
         end,
         case when has_unknown_coverage then 'coverage unknown: fewer than two readings' end,
         case when has_deep_discharge then printf('battery discharged to %.1f%%', battery_min_pct) end
-    ) as status_reasons
+    ) as status_reasons,
+    {%- for severity in alarm_severities() %}
+    {{ severity }}_alarm_count{{ ',' if not loop.last }}
+    {%- endfor %}
 from judged

@@ -12,7 +12,9 @@ import numpy as np
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from satlake.telemetry.tables import BRONZE_TELEMETRY_SCHEMA
+from satlake.telemetry.limits import SEVERITY_LEVEL, TelemetryLimits, alarm_level
+from satlake.telemetry.tables import BRONZE_TELEMETRY_SCHEMA, MEASURES
+from satlake.telemetry.validation import default_limits
 
 DAY_1 = date(2024, 3, 1)
 DAY_2 = date(2024, 3, 2)
@@ -33,15 +35,16 @@ class PlantedFault:
     value: float
 
 
-# The faults the models must find, and nothing else: a hot satellite; a sensor spike inside the sensor's
-# plausible range (an outlier, no range violation) that is SAT-B's only anomaly of day 1; two sensor spikes
-# for SAT-C on day 1 (2 of 180 readings, enough to degrade its day); a satellite far below its orbit.
+# The faults the models must find, and nothing else: a hot satellite (a warning alarm of the shipped limits);
+# a sensor spike inside the sensor's limits (an outlier, no limit alarm) that is SAT-B's only anomaly of day 1;
+# two sensor spikes for SAT-C on day 1 (2 of 180 readings, enough to degrade its day); a satellite far below
+# its orbit (a critical alarm: under 160 km).
 PLANTED_FAULTS = (
     PlantedFault("SAT-A", DAY_1, 90, "temp_c", 95.0),
     PlantedFault("SAT-B", DAY_1, 100, "sensor1", 0.95),
     PlantedFault("SAT-C", DAY_1, 135, "sensor2", 0.98),
     PlantedFault("SAT-C", DAY_1, 150, "sensor2", 0.02),
-    PlantedFault("SAT-C", DAY_2, 45, "altitude_km", 280.0),
+    PlantedFault("SAT-C", DAY_2, 45, "altitude_km", 150.0),
 )
 # SAT-B sends nothing from 01:00 to 01:59 on day 2.
 SILENT_HOUR = ("SAT-B", DAY_2, 1)
@@ -74,7 +77,15 @@ def bronze_row(
     partition: int,
     offset: int,
     batch_id: str = "batch-1",
+    limits: TelemetryLimits | None = None,
 ) -> dict[str, Any]:
+    """A bronze row with the alarm columns bronze would give it under ``limits`` (default: the shipped ones)."""
+    limits = limits or default_limits()
+    alarms = {
+        measure: alarm_level(parameter, measures[measure])
+        for measure, parameter in zip(MEASURES, limits.for_satellite(satellite), strict=True)
+    }
+    levels = [severity for severity, _ in alarms.values() if severity is not None]
     return {
         "satellite_name": satellite,
         "timestamp_ns": int(event_time.timestamp()) * 1_000_000_000,
@@ -86,10 +97,14 @@ def bronze_row(
         "offset": offset,
         "batch_id": batch_id,
         "received_at": event_time + timedelta(seconds=2),
+        **{f"{m}_alarm": alarms[m][0] for m in MEASURES},
+        **{f"{m}_alarm_limit": alarms[m][1] for m in MEASURES},
+        "alarm_severity": max(levels, key=SEVERITY_LEVEL.__getitem__) if levels else None,
+        "limits_version": limits.version,
     }
 
 
-def planted_bronze_rows() -> list[dict[str, Any]]:
+def planted_bronze_rows(limits: TelemetryLimits | None = None) -> list[dict[str, Any]]:
     """Three satellites over two days, with PLANTED_FAULTS, SILENT_HOUR and DUPLICATED_READING."""
     rng = np.random.default_rng(20240301)
     faults = {(f.satellite, f.day, f.minute): f for f in PLANTED_FAULTS}
@@ -111,6 +126,7 @@ def planted_bronze_rows() -> list[dict[str, Any]]:
                     measures,
                     partition=partition,
                     offset=offsets[partition],
+                    limits=limits,
                 )
                 rows.append(row)
                 if (satellite, day, minute) == DUPLICATED_READING:
@@ -118,6 +134,8 @@ def planted_bronze_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def write_bronze(lake_uri: Path, rows: list[dict[str, Any]], mode: str = "append") -> None:
+def write_bronze(lake_uri: Path, rows: list[dict[str, Any]], mode: str = "append", predicate: str | None = None) -> None:
+    """Append ``rows`` to bronze, or with ``predicate`` replace the rows it matches by them."""
     table = pa.Table.from_pylist(rows, schema=BRONZE_TELEMETRY_SCHEMA)
-    write_deltalake(lake_uri / "bronze" / "telemetry", table, partition_by=["event_date"], mode=mode)
+    write_deltalake(lake_uri / "bronze" / "telemetry", table, partition_by=["event_date"],
+                    mode="overwrite" if predicate else mode, predicate=predicate)  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from satlake.telemetry.limits_file import DEFAULT_LIMITS_PATH, parse_limits
 from tests.unit.dbt.dbt_warehouse import MODEL_TABLES, DbtRunFailed, DbtWarehouse, new_warehouse
 from tests.unit.dbt.planted_telemetry import (
     DAY_1,
@@ -94,10 +95,11 @@ def test_anomalies_are_exactly_the_planted_faults(two_day_warehouse: DbtWarehous
         )
 
     range_rows = {r["measure"]: r for r in anomalies if r["kind"] == "range_violation"}
-    assert range_rows["temp_c"]["limit_value"] == 85.0
-    assert range_rows["temp_c"]["reason"] == "temp_c 95.000 is above the operational maximum 85.000"
-    assert range_rows["altitude_km"]["limit_value"] == 300.0
-    assert range_rows["altitude_km"]["reason"] == "altitude_km 280.000 is below the operational minimum 300.000"
+    assert (range_rows["temp_c"]["severity"], range_rows["temp_c"]["limit_value"]) == ("warning", 85.0)
+    assert range_rows["temp_c"]["reason"] == "temp_c 95.000 is above the warning limit 85.000"
+    assert (range_rows["altitude_km"]["severity"], range_rows["altitude_km"]["limit_value"]) == ("critical", 160.0)
+    assert range_rows["altitude_km"]["reason"] == "altitude_km 150.000 is below the critical limit 160.000"
+    assert {r["severity"] for r in anomalies if r["kind"] == "statistical_outlier"} == {None}
 
     outliers = {(r["measure"], minute_of(r)): r for r in anomalies if r["kind"] == "statistical_outlier"}
     assert outliers[("sensor2", 135)]["robust_z"] > 5
@@ -112,12 +114,12 @@ def test_anomalies_are_exactly_the_planted_faults(two_day_warehouse: DbtWarehous
 def test_daily_health_statuses_follow_the_documented_rules(two_day_warehouse: DbtWarehouse) -> None:
     health = {(r["event_date"], r["satellite_name"]): r for r in two_day_warehouse.rows("gold.telemetry_daily_health")}
     assert {key: row["health_status"] for key, row in health.items()} == {
-        (DAY_1, "SAT-A"): "critical",  # 95 degC: range violation
+        (DAY_1, "SAT-A"): "degraded",  # 95 degC: a warning alarm
         (DAY_1, "SAT-B"): "ok",  # one transient sensor spike, and a duplicate delivery: not faults of the day
         (DAY_1, "SAT-C"): "degraded",  # two sensor spikes in 180 readings: outlier share above 1 %
         (DAY_2, "SAT-A"): "ok",
         (DAY_2, "SAT-B"): "degraded",  # an hour of silence: 2/3 coverage
-        (DAY_2, "SAT-C"): "critical",  # 280 km: range violation
+        (DAY_2, "SAT-C"): "critical",  # 150 km: a critical alarm
     }
     silent = health[(DAY_2, "SAT-B")]
     assert (silent["reading_count"], silent["expected_reading_count"]) == (120, 180)
@@ -127,7 +129,11 @@ def test_daily_health_statuses_follow_the_documented_rules(two_day_warehouse: Db
 
     hot = health[(DAY_1, "SAT-A")]
     assert (hot["anomaly_count"], hot["range_violation_count"], hot["statistical_outlier_count"]) == (2, 1, 1)
-    assert hot["status_reasons"] == "1 range violation(s)"  # one outlier in 180 readings is below 1 %
+    assert hot["status_reasons"] == "1 warning limit alarm(s)"  # one outlier in 180 readings is below 1 %
+    assert (hot["watch_alarm_count"], hot["warning_alarm_count"], hot["critical_alarm_count"]) == (0, 1, 0)
+    sunk = health[(DAY_2, "SAT-C")]
+    assert (sunk["critical_alarm_count"], sunk["severe_alarm_count"], sunk["warning_alarm_count"]) == (1, 0, 0)
+    assert sunk["status_reasons"] == "1 critical limit alarm(s)"
     assert hot["coverage_ratio"] == 1.0
     assert hot["battery_min_pct"] == pytest.approx(90.0 - 0.1 * 179)
     assert hot["max_depth_of_discharge_pct"] == pytest.approx(100 - (90.0 - 0.1 * 179))
@@ -171,19 +177,22 @@ def test_rerunning_a_day_picks_up_late_events_and_leaves_other_days_alone(
 
 
 def test_rerun_removes_rows_that_no_longer_qualify(rebuildable_warehouse: DbtWarehouse) -> None:
-    looser_altitude_floor = {
-        "operational_limits": {
-            "temp_c": {"lower": -40.0, "upper": 85.0},
-            "battery_charge_pct": {"lower": 15.0, "upper": None},
-            "altitude_km": {"lower": 250.0, "upper": None},
-        }
-    }
-    rebuildable_warehouse.build(DAY_2, DAY_2, extra_vars=looser_altitude_floor)
+    # Bronze re-judged day 2 under limits with a lower altitude floor (as after a limits file change): the
+    # 150 km reading is no alarm any more, and the rebuilt day drops its anomaly row and its critical status.
+    looser = parse_limits(
+        DEFAULT_LIMITS_PATH.read_text().replace("critical: {min: 160, max: 2000}", "critical: {min: 100, max: 2000}")
+        .replace("warning: {min: 300}", "warning: {min: 100}")
+    )
+    day_2_rows = [r for r in planted_bronze_rows(looser) if r["event_date"] == DAY_2]
+    write_bronze(rebuildable_warehouse.lake_uri, day_2_rows, predicate=f"event_date = '{DAY_2}'")
+    rebuildable_warehouse.build(DAY_2, DAY_2)
     day_2 = f"event_date = date '{DAY_2}'"
     kinds = [r["kind"] for r in rebuildable_warehouse.rows("gold.telemetry_anomalies", day_2)]
     assert kinds == ["statistical_outlier"]
     health = rebuildable_warehouse.rows("gold.telemetry_daily_health", f"{day_2} and satellite_name = 'SAT-C'")
     assert [row["health_status"] for row in health] == ["ok"]  # was critical; one outlier is below 1 %
+    versions = {r["limits_version"] for r in rebuildable_warehouse.rows("silver.telemetry_clean", day_2)}
+    assert versions == {looser.version}
 
 
 def test_window_reads_only_its_own_bronze_partitions(fresh_warehouse: DbtWarehouse) -> None:
