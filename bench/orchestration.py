@@ -1,5 +1,5 @@
 """Orchestration overhead: a backfill of N daily partitions of bronze telemetry plus every dbt model (small data,
-embedded mode) as ONE run (satlake's policy, ``satlake.demo.backfill_days``) and as ONE RUN PER PARTITION (what a
+embedded mode) as ONE run (satlake's policy, ``satlake.runner.backfill_days``) and as ONE RUN PER PARTITION (what a
 user gets from the UI's backfill when the assets' policy is ``BackfillPolicy.multi_run(1)``: Dagster's own asset
 backfill daemon code plans the runs, each run executes its steps in their own processes), and how long a new event
 waits before a run starts when the sensors tick (tick evaluation plus run launch; a daemon adds up to the sensor
@@ -215,7 +215,7 @@ def in_process_step(root: str, days: int) -> dict[str, Any]:
     os.environ["SATLAKE_ROOT"] = root
     os.environ["SATLAKE_MODE"] = "embedded"
     from satlake.definitions import build_definitions
-    from satlake.demo import backfill_days
+    from satlake.runner import backfill_days
     from satlake.resources import build_resources
     from satlake.runner import RunOutcome, run_pending_work
     from satlake.settings import Settings
@@ -306,7 +306,7 @@ def run(
     worker_start_s = run_worker_start_seconds(str(workdir / "worker-start"), repetitions) if daemon_modes else 0.0
     rows = [measure_mode(workdir, days, mode, worker_start_s, in_process_steps) for days in days_list for mode in modes]
     notes = [
-        f"{IN_PROCESS}: satlake.demo.backfill_days, one execute_in_process run (what `satlake demo` and "
+        f"{IN_PROCESS}: satlake.runner.backfill_days, one execute_in_process run (what `satlake demo` and "
         "`satlake run` do); then one new event through the telemetry sensor and run_pending_work",
         f"{SINGLE_RUN} / {PER_PARTITION}: an asset backfill of the 6 daily assets submitted to the instance and "
         "driven by Dagster's backfill daemon iteration (dagster._daemon.backfill.execute_backfill_iteration) against "

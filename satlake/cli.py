@@ -1,4 +1,5 @@
-"""The ``satlake`` command: demo, produce, ingest, run, query, ui and stack."""
+"""The ``satlake`` command: demo, produce, ingest, run, query, ui and stack, and the commands each domain
+registers (entry points ``satlake.cli``: scenes, telemetry)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,15 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 
+from satlake.cli_support import CliError, settings_from_args
 from satlake.settings import Mode, Settings, SettingsError
 
-
-class CliError(Exception):
-    """An error for the person at the terminal: printed without a traceback."""
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
-    if getattr(args, "stack", False):
-        settings = Settings.from_env({**os.environ, "SATLAKE_MODE": Mode.STACK.value})
-    return settings
+_settings = settings_from_args
 
 
 def _progress(prefix: str) -> callable:  # type: ignore[valid-type]
@@ -193,6 +187,14 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def domain_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """The command registrars the domains declare (entry points ``satlake.cli``), in name order."""
+    found = sorted(entry_points(group="satlake.cli"), key=lambda entry: entry.name)
+    if not found:
+        raise CliError("satlake's domain commands are not registered: install satlake (`pip install -e .`)")
+    return [entry.load() for entry in found]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="satlake", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -214,9 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     telemetry.add_argument("--stack", action="store_true")
     telemetry.set_defaults(func=cmd_produce_telemetry)
 
-    from satlake.scenes.commands import add_scene_commands
-
-    add_scene_commands(commands)
+    for register in domain_commands():
+        register(commands)
 
     run = commands.add_parser("run", help="one pass of every sensor and automation, running what they request")
     run.add_argument("--stack", action="store_true")
@@ -253,7 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except CliError as error:
+        print(f"satlake: error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
     )

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from satlake.partitions import DAILY_PARTITIONS
 from satlake.resources import SatlakeResources, build_resources
-from satlake.runner import RunOutcome, dagster_instance, run_pending_work
+from satlake.runner import RunOutcome, backfill_days, dagster_instance, run_pending_work
 from satlake.settings import Settings
 from satlake.telemetry.producer import publish_records, simulate_telemetry
 
@@ -116,6 +115,11 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> bool:
         count = engine.query(f'SELECT count(*) FROM "{table.zone}"."{table.name}"').rows[0][0]
         say(f"  {table.zone}.{table.name:<24} {count:>9,} rows")
 
+    from satlake.telemetry.limits_file import load_limits
+    from satlake.telemetry.report import contract_report
+
+    say("\ntelemetry contract: " + "\n".join(contract_report(resources.lakehouse, load_limits(settings.telemetry_limits_path))))
+
     results = _check_results(instance, [o.run_id for o in outcomes])
     failed = [name for name, (passed, _) in results.items() if not passed]
     say(f"\nasset checks: {len(results) - len(failed)} passed, {len(failed)} failed")
@@ -134,23 +138,3 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> bool:
         f"{'all runs succeeded' if runs_ok else 'some runs FAILED'}, "
         f"{'all checks passed' if not failed else f'{len(failed)} checks failed'}")  # fmt: skip
     return runs_ok and not failed
-
-
-def backfill_days(
-    defs: dg.Definitions, instance: dg.DagsterInstance, days: list[str], show: Callable[[RunOutcome], None]
-) -> list[RunOutcome]:
-    """Materialize bronze and every curated model for ``days`` as single runs (one per assets group)."""
-    from satlake.runner import RANGE_END_TAG, RANGE_START_TAG
-
-    job = defs.resolve_implicit_global_asset_job_def()
-    graph = defs.resolve_asset_graph()
-    daily_keys = sorted(k for k in graph.materializable_asset_keys if graph.get(k).partitions_def == DAILY_PARTITIONS)
-    tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]}
-    outcomes = []
-    started = time.perf_counter()
-    result = job.execute_in_process(instance=instance, asset_selection=daily_keys, tags=tags, raise_on_error=False)
-    outcome = RunOutcome("backfill", f"{len(daily_keys)} daily assets [{days[0]}..{days[-1]}]", result.run_id,
-                         result.success, time.perf_counter() - started)  # fmt: skip
-    show(outcome)
-    outcomes.append(outcome)
-    return outcomes

@@ -19,6 +19,8 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.definitions.partitions.context import partition_loading_context
 
+from satlake.partitions import DAILY_PARTITIONS
+
 log = logging.getLogger(__name__)
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -202,3 +204,24 @@ def run_pending_work(
         if not new:
             break
     return outcomes
+
+
+def backfill_days(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    days: list[str],
+    report: Callable[[RunOutcome], None] = lambda _: None,
+) -> list[RunOutcome]:
+    """Materialize every daily asset (bronze and the curated models) for ``days`` (first..last) as one run,
+    each asset's window in a single invocation (their ``BackfillPolicy.single_run``)."""
+    quiet_run_logs()
+    job = defs.resolve_implicit_global_asset_job_def()
+    graph = defs.resolve_asset_graph()
+    daily_keys = sorted(k for k in graph.materializable_asset_keys if graph.get(k).partitions_def == DAILY_PARTITIONS)
+    tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]}
+    started = time.perf_counter()
+    result = job.execute_in_process(instance=instance, asset_selection=daily_keys, tags=tags, raise_on_error=False)
+    outcome = RunOutcome("backfill", f"{len(daily_keys)} daily assets [{days[0]}..{days[-1]}]", result.run_id,
+                         result.success, time.perf_counter() - started)  # fmt: skip
+    report(outcome)
+    return [outcome]

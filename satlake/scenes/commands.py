@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from datetime import UTC
@@ -24,6 +23,7 @@ from satlake.catalog.search import (
     search_catalog_duckdb,
     search_catalog_trino,
 )
+from satlake.cli_support import CliError, settings_from_args
 from satlake.settings import Mode, Settings
 
 if TYPE_CHECKING:
@@ -32,18 +32,6 @@ if TYPE_CHECKING:
     from satlake.resources import SatlakeResources
 
 SEARCH_COLUMNS = ("id", "collection", "datetime", "platform", "cloud_cover", "body", "bbox")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    if getattr(args, "stack", False):
-        return Settings.from_env({**os.environ, "SATLAKE_MODE": Mode.STACK.value})
-    return Settings.from_env()
-
-
-def _cli_error(message: str) -> Exception:
-    from satlake.cli import CliError  # imported late: cli imports this module
-
-    return CliError(message)
 
 
 def put_files(settings: Settings, paths: list[Path], prefix: str = "", say: Any = print) -> int:
@@ -72,9 +60,9 @@ def cmd_put(args: argparse.Namespace) -> int:
 
     paths = [Path(p) for p in args.files]
     try:
-        put_files(_settings(args), paths, prefix=args.prefix)
+        put_files(settings_from_args(args), paths, prefix=args.prefix)
     except (FileNotFoundError, UnsafeObjectKeyError) as error:
-        raise _cli_error(str(error)) from error
+        raise CliError(str(error)) from error
     return 0
 
 
@@ -89,14 +77,14 @@ def produce_scene_files(out_dir: Path, tiles: int, size: int, seed: int, mars: b
 
 
 def cmd_produce_scenes(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
     try:
         with tempfile.TemporaryDirectory(prefix="satlake-scenes-") as scratch:
             paths = produce_scene_files(Path(scratch), args.tiles, args.size, args.seed, mars=not args.no_mars)
             print(f"produced {len(paths)} synthetic scenes ({args.tiles} tiles x 4 dates, {args.size} px)")
             put_files(settings, paths, prefix=args.prefix)
     except ValueError as error:
-        raise _cli_error(f"cannot produce scenes: {error}") from error
+        raise CliError(f"cannot produce scenes: {error}") from error
     return 0
 
 
@@ -132,14 +120,14 @@ def _search_stack(resources: SatlakeResources, query: SearchQuery) -> list[dict[
 
     engine = resources.query_engine
     if not isinstance(engine, TrinoQueryEngine):
-        raise _cli_error(f"stack mode searches through Trino, but the query engine is {engine.name}")
+        raise CliError(f"stack mode searches through Trino, but the query engine is {engine.name}")
     user = resources.settings.trino_user
     try:
         return search_catalog_trino(engine.trino, f"{CATALOG_ITEMS.zone}.{CATALOG_ITEMS.name}", query, user=user)
     except TrinoLakeError as error:
         if error.error_name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):
             return None
-        raise _cli_error(f"Trino refused the search as user {user!r}: {error}") from error
+        raise CliError(f"Trino refused the search as user {user!r}: {error}") from error
 
 
 # Chosen by mode in one place, like the resources; both run search_sql, so they give the same answers.
@@ -203,8 +191,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             limit=args.limit,
         )
     except ValueError as error:
-        raise _cli_error(str(error)) from error
-    rows = search_items(_settings(args), query)
+        raise CliError(str(error)) from error
+    rows = search_items(settings_from_args(args), query)
     if rows is None:
         print(f"satlake: {NO_CATALOG_MESSAGE}", file=sys.stderr)
         rows = []

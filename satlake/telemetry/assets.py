@@ -147,7 +147,7 @@ def bronze_telemetry(
     tags = context.run.tags
     rebuild = tags.get(REBUILD_TAG) == "true" or "dagster/backfill" in tags
     limits = load_limits(settings.telemetry_limits_path)  # read each run: an edited file applies to the next
-    update = update_bronze(lakehouse, first, last, limits, rebuild=rebuild, say=context.log.info)
+    update = update_bronze(lakehouse, first, last, limits=limits, rebuild=rebuild, say=context.log.info)
     partition = update.partition
     if update.mode != INCREMENTAL:
         context.log.info(

@@ -33,6 +33,7 @@ from satlake.telemetry.tables import (
     RAW_TELEMETRY_EVENTS,
     RAW_TELEMETRY_EVENTS_SCHEMA,
 )
+from satlake.telemetry.validation import default_limits
 
 INCREMENTAL = "incremental"
 REBUILD = "rebuild"
@@ -71,13 +72,14 @@ def update_bronze(
     lakehouse: Lakehouse,
     first: date,
     last: date,
-    limits: TelemetryLimits,
     *,
+    limits: TelemetryLimits | None = None,
     rebuild: bool = False,
     say: Callable[[str], None] = print,
 ) -> BronzeUpdate:
     """Bring bronze (rows and rejects) for the days ``first..last`` up to date with the raw table, judged by
-    ``limits``."""
+    ``limits`` (default: the shipped ones)."""
+    limits = limits or default_limits()
     raw_table = lakehouse.open(RAW_TELEMETRY_EVENTS)
     raw_version = raw_table.version() if raw_table is not None else -1
     if rebuild or first != last or raw_table is None:

@@ -48,7 +48,9 @@ class _Reader:
     def fail(self, node: yaml.Node | None, key: str, problem: str) -> LimitsFileError:
         return LimitsFileError(self.source, node.start_mark.line + 1 if node is not None else None, key, problem)
 
-    def mapping(self, node: yaml.Node, key: str, allowed: tuple[str, ...] | None) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    def mapping(
+        self, node: yaml.Node, key: str, allowed: tuple[str, ...] | None
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, key, f"expected a mapping of keys to values, found {_kind(node)}")
         entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
@@ -97,8 +99,10 @@ class _Reader:
         if not bounds:
             raise self.fail(node, key, f"a range needs at least one of {', '.join(_BOUND_KEYS)}")
         low, high = bounds.get("min"), bounds.get("max")
-        if low is not None and high is not None and (
-            low.value > high.value or (low.value == high.value and not (low.inclusive and high.inclusive))
+        if (
+            low is not None
+            and high is not None
+            and (low.value > high.value or (low.value == high.value and not (low.inclusive and high.inclusive)))
         ):
             raise self.fail(node, key, f"the range is empty: min {low.value:g} is not below max {high.value:g}")
         return Band(low, high)
@@ -204,9 +208,7 @@ def parse_limits(text: str, source: str = "<limits>") -> TelemetryLimits:
     return TelemetryLimits(mission, parameters, tuple(contexts), source=source, **options)
 
 
-def _context(
-    reader: _Reader, node: yaml.Node, key: str, defaults: dict[str, ParameterLimits]
-) -> ContextLimits:
+def _context(reader: _Reader, node: yaml.Node, key: str, defaults: dict[str, ParameterLimits]) -> ContextLimits:
     entries = reader.mapping(node, key, ("match", "parameters"))
     if "match" not in entries or "parameters" not in entries:
         raise reader.fail(node, key, "needs match (a satellite name or pattern, or a list of them) and parameters")
@@ -224,7 +226,9 @@ def _context(
         if unit:
             raise reader.fail(value_node, f"{key}.parameters.{name}.unit", "a unit is set once, in parameters")
         override = ParameterOverride(hard, hard_given, bands)
-        reader.check_nesting(value_node, f"{key}.parameters.{name}", override.apply(defaults.get(measure, ParameterLimits())))
+        reader.check_nesting(
+            value_node, f"{key}.parameters.{name}", override.apply(defaults.get(measure, ParameterLimits()))
+        )
         overrides[measure] = override
     return ContextLimits(patterns, overrides)
 

@@ -162,7 +162,9 @@ def reject_reason(reading: TelemetryReading, now_ns: int, limits: TelemetryLimit
     )
 
 
-def reject_reasons(columns: DecodedColumns, now_ns: int, limits: TelemetryLimits | None = None) -> list[Rejection | None]:
+def reject_reasons(
+    columns: DecodedColumns, now_ns: int, limits: TelemetryLimits | None = None
+) -> list[Rejection | None]:
     """``reject_reason`` for every row of ``columns`` (as ``decode_event_columns`` returns them)."""
     return [
         reject_reason_for_values(name, timestamp_ns, values, now_ns, limits)

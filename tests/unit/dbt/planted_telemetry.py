@@ -134,7 +134,9 @@ def planted_bronze_rows(limits: TelemetryLimits | None = None) -> list[dict[str,
     return rows
 
 
-def write_bronze(lake_uri: Path, rows: list[dict[str, Any]], mode: str = "append", predicate: str | None = None) -> None:
+def write_bronze(
+    lake_uri: Path, rows: list[dict[str, Any]], mode: str = "append", predicate: str | None = None
+) -> None:
     """Append ``rows`` to bronze, or with ``predicate`` replace the rows it matches by them."""
     table = pa.Table.from_pylist(rows, schema=BRONZE_TELEMETRY_SCHEMA)
     write_deltalake(lake_uri / "bronze" / "telemetry", table, partition_by=["event_date"],

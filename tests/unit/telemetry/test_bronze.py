@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from satlake.resources.event_log import LogRecord
@@ -13,6 +14,9 @@ from satlake.telemetry.bronze import DUPLICATE_EVENT, STORED_KEY_COLUMNS, build_
 from satlake.telemetry.checks import check_keys_not_null_and_unique, check_row_count_reconciliation
 from satlake.telemetry.codec import TelemetryReading, encode_event, encode_event_with_builder
 from satlake.telemetry.ingest import raw_event_rows
+from satlake.telemetry.limits_file import parse_limits
+from satlake.telemetry.tables import MEASURES
+from satlake.telemetry.validation import default_limits
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW_NS = int(RECEIVED.timestamp() * 1e9)
@@ -36,29 +40,33 @@ def test_good_and_bad_events_are_split_with_readable_reasons() -> None:
         good,
         b"\xde\xad\xbe\xef" * 3,  # garbage
         good[:20],  # truncated
-        encode_event(reading(temp_c=500.0)),
+        encode_event(reading(offset_s=-61, temp_c=500.0)),  # out of limits: a reading, with an alarm
         encode_event(reading(battery_charge_pct=float("nan"))),
-        encode_event(reading(name="bad name!")),
+        encode_event(reading(name="bad\x07name")),
         encode_event(reading(offset_s=3600)),  # an hour ahead of its arrival
         encode_event(TelemetryReading("SAT-001", 0, 1, 1, 500, 0, 0, 0)),
         good,  # a producer retry
         encode_event(reading(offset_s=-30)),
+        encode_event(reading(name="ISS (ZARYA)", offset_s=-60)),  # a name as fleets write them
     ]
     partition = build_bronze_partition(raw_rows(payloads))
-    assert partition.rows.num_rows == 2
-    assert partition.rows.column("offset").to_pylist() == [0, 9]
+    assert partition.rows.column("offset").to_pylist() == [0, 3, 9, 10]
     rejects = dict(zip(partition.rejects.column("offset").to_pylist(), partition.rejects.to_pylist(), strict=True))
-    assert sorted(rejects) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert sorted(rejects) == [1, 2, 4, 5, 6, 7, 8]
     assert rejects[2]["reason_code"] == "truncated"
-    assert rejects[3]["reason_code"] == "value_out_of_range" and "temp_c" in rejects[3]["reason"]
-    assert "500" in rejects[3]["reason"]
-    assert rejects[4]["reason_code"] == "non_finite_value"
-    assert rejects[5]["reason_code"] == "invalid_satellite_name"
+    assert rejects[4]["reason_code"] == "non_finite_value" and "battery_charge_pct is NaN" in rejects[4]["reason"]
+    assert rejects[5]["reason_code"] == "invalid_satellite_name" and "U+0007" in rejects[5]["reason"]
     assert rejects[6]["reason_code"] == "timestamp_in_future"
     assert rejects[7]["reason_code"] == "timestamp_before_1970"
     assert rejects[8]["reason_code"] == "duplicate_event" and "t[0]@0" in rejects[8]["reason"]
     assert rejects[1]["payload"] == b"\xde\xad\xbe\xef" * 3  # kept exactly as received
     assert all(r["reason"] for r in rejects.values())
+    hot = partition.rows.filter(pc.equal(partition.rows.column("offset"), 3)).to_pylist()[0]
+    assert (hot["temp_c"], hot["temp_c_alarm"], hot["temp_c_alarm_limit"], hot["alarm_severity"]) == (
+        500.0, "critical", 120.0, "critical"
+    )
+    assert partition.rows.column("satellite_name").to_pylist()[-1] == "ISS (ZARYA)"
+    assert set(partition.rows.column("limits_version").to_pylist()) == {default_limits().version}
 
 
 def test_bronze_keeps_nanosecond_time_and_passes_its_checks() -> None:
@@ -97,9 +105,12 @@ def mixed_payloads(count: int, seed: int) -> list[bytes]:
         if kind == 0 and payloads:
             payloads.append(rng.choice(payloads))  # an exact retry
         elif kind == 1:
-            payloads.append(encode_event(reading(temp_c=rng.choice([500.0, float("nan"), -1e9]))))
+            value = rng.choice([500.0, float("nan"), -1e9, float("inf"), 150.0, -0.5, 101.0])
+            payloads.append(encode_event(reading(name=f"SAT-{rng.randrange(5):03d}", offset_s=-i - 500,
+                                                 **{rng.choice(MEASURES): value})))  # fmt: skip
         elif kind == 2:
-            payloads.append(encode_event(reading(name=rng.choice(["bad name", "Ünïcode", "", "x" * 70]))))
+            names = ["bad name", "Ünïcode", "", "x" * 70, "   ", "tab\there", "ISS (ZARYA)", "25544", "a\u2028b"]
+            payloads.append(encode_event(reading(name=rng.choice(names))))
         elif kind == 3:
             payloads.append(encode_event(event)[: rng.randrange(0, 90)])
         elif kind == 4:
@@ -117,10 +128,33 @@ def mixed_payloads(count: int, seed: int) -> list[bytes]:
     return payloads
 
 
+# Hard ranges, exclusive ends and overrides for some satellites: the columnar path must agree with the
+# reference on every one.
+STRICT_LIMITS = parse_limits(
+    """
+mission: strict
+max_future_skew_s: 60
+parameters:
+  temp_c: {warning: {min: -40, max: 85}, critical: {min: -100, max_exclusive: 120}, hard: {min: -273.15}}
+  battery_charge_pct: {warning: {min: 15}, hard: {min: 0, max: 100}}
+  altitude_km: {critical: {min: 160}}
+satellites:
+  - match: ["SAT-00[13]", "ISS*"]
+    parameters:
+      temp_c: {warning: {min_exclusive: -20, max: 60}}
+      battery_charge_pct: {hard: null, watch: {min: 50}}
+""",
+    "strict.yaml",
+)
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["shipped limits", "strict limits"])
 @pytest.mark.parametrize("seed", range(6))
-def test_columnar_path_matches_the_event_by_event_reference(seed: int) -> None:
+def test_columnar_path_matches_the_event_by_event_reference(seed: int, strict: bool) -> None:
     raw = raw_rows(mixed_payloads(400, seed))
-    columnar, reference = build_bronze_partition(raw), build_bronze_partition(raw, columnar=False)
+    limits = STRICT_LIMITS if strict else None
+    columnar = build_bronze_partition(raw, limits=limits)
+    reference = build_bronze_partition(raw, limits=limits, columnar=False)
     assert columnar.rows.equals(reference.rows)
     assert columnar.rejects.equals(reference.rejects)
     assert columnar.rows.num_rows + columnar.rejects.num_rows == raw.num_rows
@@ -138,3 +172,39 @@ def test_stored_keys_reject_copies_at_other_positions_and_keep_the_same_event() 
     assert partition.rejects.column("offset").to_pylist() == [30, 31]
     assert set(partition.rejects.column("reason_code").to_pylist()) == {DUPLICATE_EVENT}
     assert "t[0]@3" in partition.rejects.column("reason").to_pylist()[0]
+
+
+def test_a_hard_limit_makes_a_reject_only_where_the_limits_file_marks_it() -> None:
+    payloads = [
+        encode_event(reading("SAT-002", battery_charge_pct=120.0)),  # hard for SAT-002
+        encode_event(reading("SAT-001", battery_charge_pct=120.0)),  # the override lifts the hard range
+        encode_event(reading("SAT-002", offset_s=-2, temp_c=-300.0)),  # below absolute zero
+        encode_event(reading("SAT-002", offset_s=-3, temp_c=120.0)),  # the exclusive end: critical, kept
+    ]
+    shipped = build_bronze_partition(raw_rows(payloads))
+    assert shipped.rejects.num_rows == 0  # the shipped limits mark nothing hard: every reading is kept
+    assert shipped.rows.column("alarm_severity").to_pylist() == ["critical", "critical", "severe", "warning"]
+
+    strict = build_bronze_partition(raw_rows(payloads), limits=STRICT_LIMITS)
+    rejects = strict.rejects.to_pylist()
+    assert [(r["offset"], r["reason_code"]) for r in rejects] == [(0, "outside_hard_limit"), (2, "outside_hard_limit")]
+    assert "battery_charge_pct=120.0 is outside its hard limit [0..100]" in rejects[0]["reason"]
+    assert "strict.yaml" in rejects[0]["reason"]
+    assert "temp_c=-300.0 is outside its hard limit [-273.15..+inf)" in rejects[1]["reason"]
+    kept = strict.rows.to_pylist()
+    assert [r["offset"] for r in kept] == [1, 3]
+    # SAT-001's override: battery 120 has no hard range, and no band above (watch only below 50).
+    assert (kept[0]["battery_charge_pct_alarm"], kept[0]["alarm_severity"]) == (None, None)
+    assert (kept[1]["temp_c_alarm"], kept[1]["temp_c_alarm_limit"]) == ("critical", 120.0)
+    assert {r["limits_version"] for r in [*kept, *rejects]} == {STRICT_LIMITS.version}
+
+
+def test_generator_shaped_values_at_the_range_ends_are_all_readings() -> None:
+    ends = [(-1.0, -100.0, 0.0, 160.0), (1.0, 120.0, 100.0, 2000.0)]
+    payloads = [
+        encode_event(TelemetryReading(f"sat{i}", NOW_NS - (i + 1) * 10**9, t, b, a, s, -s, s))
+        for i, (s, t, b, a) in enumerate(ends * 5)
+    ]
+    partition = build_bronze_partition(raw_rows(payloads))
+    assert partition.rejects.num_rows == 0 and partition.rows.num_rows == 10
+    assert set(partition.rows.column("alarm_severity").to_pylist()) <= {"warning", None}  # never critical

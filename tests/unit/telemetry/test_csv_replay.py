@@ -85,7 +85,7 @@ def test_replay_stamps_from_now_by_default() -> None:
         ("wrong_column_count/SAT-203.csv", 5, "expected 6 values as in the header, found 5"),
         ("empty_file/SAT-204.csv", None, "the file is empty"),
         ("no_header/SAT-205.csv", 1, "the header line is missing"),
-        ("bad_name/_SAT206.csv", None, "'_SAT206' is not a satellite name"),
+        ("bad_name/SAT%0A206.csv", None, "'SAT%0A206' is not a satellite name: it holds the control character U+000A"),
         ("empty_value/SAT-207.csv", 4, "column altitude: value is empty"),
     ],
 )
@@ -132,9 +132,16 @@ def test_directory_errors_name_the_directory(tmp_path: Path) -> None:
         next(replay_csv_directory(tmp_path, interval_s=1.0))
     with pytest.raises(CsvFormatError, match="is not a directory"):
         next(replay_csv_directory(tmp_path / "missing", interval_s=1.0))
-    (tmp_path / "bad name.csv").write_text(CSV_HEADER + "\n")
-    with pytest.raises(CsvFormatError, match="'bad name' is not a satellite name"):
+    (tmp_path / "   .csv").write_text(CSV_HEADER + "\n")
+    with pytest.raises(CsvFormatError, match="'   ' is not a satellite name: it is only spaces"):
         next(replay_csv_directory(tmp_path, interval_s=1.0))
+
+
+def test_file_stems_name_satellites_as_fleets_write_them(tmp_path: Path) -> None:
+    for stem in ("sat0", "ISS (ZARYA)", "NOAA-20", "25544", "sat%2F..%2F001"):
+        (tmp_path / f"{stem}.csv").write_text(CSV_HEADER + "\n1,50,550,0.1,0.2,0.3\n")
+    names = {decode_event(record.value).satellite_name for record in replay_csv_directory(tmp_path, interval_s=1.0)}
+    assert names == {"sat0", "ISS (ZARYA)", "NOAA-20", "25544", "sat/../001"}
 
 
 def test_header_order_bom_quotes_blank_lines_and_extra_columns_are_tolerated(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from satlake.resources.event_log import OutgoingRecord
 from satlake.telemetry.codec import EventDecodeError, TelemetryReading, decode_event
+from satlake.telemetry.limits import SEVERITY_LEVEL, alarm_level
 from satlake.telemetry.producer import (
     FAULT_KINDS,
     draw_satellite_profile,
@@ -20,22 +21,35 @@ from satlake.telemetry.producer import (
     publish_records,
     simulate_telemetry,
 )
-from satlake.telemetry.validation import CONTRACT_RANGES, reject_reason
+from satlake.telemetry.tables import MEASURES
+from satlake.telemetry.validation import default_limits, reject_reason
 
 START_NS = 1_718_000_000_000_000_000
 HOUR_NS = 3600 * 10**9
 DAY_NS = 24 * HOUR_NS
 
 
+def worst_alarm(reading: TelemetryReading) -> str | None:
+    """The worst limit alarm the shipped limits give a reading (None: every value within limits)."""
+    limits = default_limits().for_satellite(reading.satellite_name)
+    severities = [alarm_level(p, getattr(reading, m))[0] for m, p in zip(MEASURES, limits, strict=True)]
+    found = [s for s in severities if s is not None]
+    return max(found, key=SEVERITY_LEVEL.__getitem__) if found else None
+
+
 def record_rejection_code(record: OutgoingRecord) -> str | None:
-    """What ingestion would say about a record, judged against the record's own timestamp as the clock."""
+    """What ingestion would say about a record, judged against the record's own timestamp as the clock: a
+    reject code, ``alarm:<severity>`` for a reading kept with a critical or severe alarm, or None."""
     try:
         reading = decode_event(record.value)
     except EventDecodeError as error:
         return error.reason_code
     assert record.timestamp_ms is not None
     rejection = reject_reason(reading, now_ns=record.timestamp_ms * 1_000_000)
-    return rejection.code if rejection else None
+    if rejection:
+        return rejection.code
+    alarm = worst_alarm(reading)
+    return f"alarm:{alarm}" if alarm in ("critical", "severe") else None
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +120,9 @@ def test_eclipse_fraction_of_a_low_orbit() -> None:
     assert eclipse_half_angle_rad(500.0, math.radians(80)) == 0.0  # a dawn-dusk orbit never enters the shadow
 
 
-def test_every_simulated_value_is_within_the_contract(clean_day: list[TelemetryReading]) -> None:
+def test_every_simulated_value_is_a_reading_without_a_critical_alarm(clean_day: list[TelemetryReading]) -> None:
     assert [reading for reading in clean_day if reject_reason(reading, START_NS + DAY_NS)] == []
+    assert {worst_alarm(reading) for reading in clean_day} <= {None, "watch", "warning"}
     altitudes = [reading.altitude_km for reading in clean_day]
     assert min(altitudes) > 350.0 and max(altitudes) < 1250.0
 
@@ -175,7 +190,7 @@ def test_rare_in_contract_excursions_stand_out_as_outliers(clean_day: list[Telem
         temperature = np.array([reading.temp_c for reading in readings])
         jumps += int(np.sum(np.diff(temperature) > 20.0))
     assert 3 <= jumps <= 60
-    assert all(CONTRACT_RANGES["temp_c"].low <= r.temp_c <= CONTRACT_RANGES["temp_c"].high for r in clean_day)
+    assert all(-100.0 <= r.temp_c <= 120.0 for r in clean_day)  # inside the shipped critical band
 
 
 # Faults
@@ -187,7 +202,7 @@ def test_fault_rate_is_close_to_the_requested_one_and_uses_every_kind() -> None:
     faults = len(records) - codes.pop(None)
     assert faults / len(records) == pytest.approx(0.05, abs=0.005)
     assert {
-        "value_out_of_range",
+        "alarm:critical",
         "non_finite_value",
         "truncated",
         "malformed_flatbuffer",
@@ -201,7 +216,7 @@ def test_fault_rate_is_close_to_the_requested_one_and_uses_every_kind() -> None:
 @pytest.mark.parametrize(
     ("kind", "expected_codes"),
     [
-        ("out_of_range", {"value_out_of_range", "non_finite_value"}),
+        ("out_of_range", {"alarm:critical", "alarm:severe", "non_finite_value"}),
         ("truncated", {"truncated"}),
         ("garbage_bytes", {"malformed_flatbuffer", "truncated"}),
         ("bad_satellite_name", {"invalid_satellite_name"}),
@@ -209,7 +224,7 @@ def test_fault_rate_is_close_to_the_requested_one_and_uses_every_kind() -> None:
         ("timestamp_before_1970", {"timestamp_before_1970"}),
     ],
 )
-def test_every_injected_fault_is_rejected_with_its_reason(kind: str, expected_codes: set[str]) -> None:
+def test_every_injected_fault_is_rejected_or_alarmed_with_its_reason(kind: str, expected_codes: set[str]) -> None:
     records = list(simulate_telemetry(2, START_NS, START_NS + HOUR_NS, 10.0, 1.0, seed=5, fault_kinds=(kind,)))
     assert len(records) == 720
     codes = collections.Counter(record_rejection_code(record) for record in records)
