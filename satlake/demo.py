@@ -118,7 +118,8 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> bool:
     from satlake.telemetry.limits_file import load_limits
     from satlake.telemetry.report import contract_report
 
-    say("\ntelemetry contract: " + "\n".join(contract_report(resources.lakehouse, load_limits(settings.telemetry_limits_path))))
+    limits = load_limits(settings.telemetry_limits_path)
+    say("\ntelemetry contract: " + "\n".join(contract_report(resources.lakehouse, limits)))
 
     results = _check_results(instance, [o.run_id for o in outcomes])
     failed = [name for name, (passed, _) in results.items() if not passed]

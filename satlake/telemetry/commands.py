@@ -43,7 +43,8 @@ def limits_table(limits: TelemetryLimits, satellite: str | None = None) -> list[
             lines.append(f"overrides for {', '.join(context.satellites)}: {changed}")
     else:
         matching = [", ".join(c.satellites) for c in limits.contexts if c.matches(satellite)]
-        lines.append(f"for satellite {satellite!r}: " + (f"overrides {'; '.join(matching)}" if matching else "defaults"))
+        applied = f"overrides {'; '.join(matching)}" if matching else "defaults"
+        lines.append(f"for satellite {satellite!r}: {applied}")
     return lines
 
 

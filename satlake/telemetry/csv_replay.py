@@ -196,19 +196,20 @@ def replay_csv_directory(
     """Records for every CSV file of ``directory``, interleaved row by row across satellites.
 
     Row ``r`` of the ``j``-th of ``n`` files is stamped ``start_ns + r * interval + j * interval / n`` (so
-    records come in time order, no two alike); ``start_ns`` defaults to now. Every file is checked before
-    the first record is produced, so with ``strict`` a malformed file stops the replay before anything is
-    sent.
+    records come in time order, no two alike). ``start_ns`` defaults to the moment that makes the last row
+    stamped now: the replay stands for a producer that sent the files in real time and has just finished, so
+    no reading lies in the future of its arrival (the contract rejects those beyond the allowed clock skew).
+    Every file is read once before the first record is produced, to count its rows; with ``strict`` a
+    malformed file stops the replay there, before anything is sent.
     """
     if not interval_s > 0:
         raise ValueError(f"interval_s must be positive, got {interval_s}")
     files = telemetry_csv_files(directory)
-    if strict:
-        for path in files:
-            for _reading in read_telemetry_csv(path):
-                pass
+    rounds = max(sum(1 for _reading in read_telemetry_csv(path, strict=strict)) for path in files)
     interval_ns = round(interval_s * 1_000_000_000)
-    first_ns = time.time_ns() if start_ns is None else start_ns
+    last_offset_ns = (len(files) - 1) * interval_ns // len(files)
+    span_ns = max(rounds - 1, 0) * interval_ns + last_offset_ns
+    first_ns = start_ns if start_ns is not None else time.time_ns() - span_ns
     readers = [read_telemetry_csv(path, strict=strict, on_bad_row=on_bad_row) for path in files]
     offsets_ns = [index * interval_ns // len(files) for index in range(len(files))]
     round_number = 0

@@ -122,7 +122,9 @@ class _Reader:
 
     def check_nesting(self, node: yaml.Node, key: str, limits: ParameterLimits) -> None:
         """A more severe band is at least as wide as a milder one, and the hard range wider than every band:
-        otherwise a severity could never be reached."""
+        otherwise a severity could never be reached. The error points at the narrower band when ``node`` (the
+        parameter's mapping) holds it."""
+        entries = {str(k.value): v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
         ordered = [(s, limits.bands[s]) for s in SEVERITIES if s in limits.bands]
         if limits.hard is not None:
             ordered.append(("hard", limits.hard))
@@ -135,7 +137,7 @@ class _Reader:
                 if not narrower:
                     continue
                 raise self.fail(
-                    node, key,
+                    entries.get(severe_name, node), f"{key}.{severe_name}" if severe_name in entries else key,
                     f"{severe_name} {severe.describe()} is narrower than {mild_name} {mild.describe()}: each "
                     f"band must contain the milder ones ({', '.join(SEVERITIES)}, then hard)",
                 )  # fmt: skip

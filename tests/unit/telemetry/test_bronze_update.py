@@ -13,7 +13,16 @@ from satlake.resources.lakehouse import ChangeFeedUnavailable, ExactlyOnceWriter
 from satlake.telemetry.bronze_update import INCREMENTAL, REBUILD, UP_TO_DATE, update_bronze
 from satlake.telemetry.codec import TelemetryReading, encode_event
 from satlake.telemetry.ingest import raw_event_rows
-from satlake.telemetry.tables import BRONZE_TELEMETRY, BRONZE_TELEMETRY_REJECTS, RAW_TELEMETRY_EVENTS
+from satlake.telemetry.checks import check_schema_unchanged
+from satlake.telemetry.limits_file import DEFAULT_LIMITS_PATH, parse_limits
+from satlake.telemetry.tables import (
+    BRONZE_TELEMETRY,
+    BRONZE_TELEMETRY_REJECTS,
+    BRONZE_TELEMETRY_REJECTS_SCHEMA,
+    BRONZE_TELEMETRY_SCHEMA,
+    RAW_TELEMETRY_EVENTS,
+)
+from satlake.telemetry.validation import default_limits
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = date(2026, 3, 1)
@@ -155,3 +164,45 @@ def test_a_window_of_days_is_rebuilt_and_marks_every_day(lakehouse: Lakehouse) -
     assert update.mode == REBUILD and update.partition.rows.num_rows == 3
     raw.append([payload(9)])
     assert update_bronze(lakehouse, DAY, DAY).raw.num_rows == 1
+
+
+def test_a_limits_change_re_judges_the_day_on_its_next_run(lakehouse: Lakehouse) -> None:
+    raw = built_once(lakehouse, 5)
+    rows, _ = stored(lakehouse)
+    assert set(rows.column("temp_c_alarm").to_pylist()) == {None}
+    strict = parse_limits(DEFAULT_LIMITS_PATH.read_text().replace("warning: {min: -40, max: 85}", "warning: {max: 15}"))
+
+    update = update_bronze(lakehouse, DAY, DAY, limits=strict)
+    assert update.mode == REBUILD and "judged by other limits" in update.reason and strict.version in update.reason
+    rows, rejects = stored(lakehouse)
+    assert rows.num_rows == 5 and rejects.num_rows == 0
+    assert set(rows.column("temp_c_alarm").to_pylist()) == {"warning"}  # 20 degC is above the new warning 15
+    assert set(rows.column("limits_version").to_pylist()) == {strict.version}
+    assert update_bronze(lakehouse, DAY, DAY, limits=strict).mode == UP_TO_DATE
+
+    raw.append([payload(s) for s in range(5, 8)])  # new rows are judged by the limits in force, incrementally
+    assert update_bronze(lakehouse, DAY, DAY, limits=strict).mode == INCREMENTAL
+    back = update_bronze(lakehouse, DAY, DAY)  # and going back to the shipped limits re-judges the day again
+    assert back.mode == REBUILD
+    rows, _ = stored(lakehouse)
+    assert rows.num_rows == 8 and set(rows.column("temp_c_alarm").to_pylist()) == {None}
+
+
+def test_tables_written_before_the_limits_contract_are_rebuilt_with_the_new_columns(lakehouse: Lakehouse) -> None:
+    built_once(lakehouse, 5)
+    for table, old_columns in ((BRONZE_TELEMETRY, 15), (BRONZE_TELEMETRY_REJECTS, 11)):
+        current = lakehouse.read(table)
+        assert current is not None
+        old = current.select(current.column_names[:old_columns])  # the schema of the previous contract
+        assert "limits_version" not in old.column_names
+        write_deltalake(lakehouse.uri(table), old, mode="overwrite", schema_mode="overwrite",
+                        partition_by=["event_date"])  # fmt: skip
+
+    update = update_bronze(lakehouse, DAY, DAY)
+    assert update.mode == REBUILD and "written before the limits contract" in update.reason
+    rows, rejects = stored(lakehouse)
+    assert rows.num_rows == 5
+    for table, expected in ((rows, BRONZE_TELEMETRY_SCHEMA), (rejects, BRONZE_TELEMETRY_REJECTS_SCHEMA)):
+        assert check_schema_unchanged(table.schema, expected).passed
+    assert set(rows.column("limits_version").to_pylist()) == {default_limits().version}
+    assert update_bronze(lakehouse, DAY, DAY).mode == UP_TO_DATE
