@@ -58,15 +58,20 @@ def check_keys_not_null_and_unique(rows: pa.Table) -> CheckOutcome:
     )  # fmt: skip
 
 
-def check_limit_alarms(rows: pa.Table, limits: TelemetryLimits) -> CheckOutcome:
+def check_limit_alarms(rows: pa.Table, limits: TelemetryLimits, partition: pa.Table | None = None) -> CheckOutcome:
     """Limit alarms by severity and satellite. Alarms are data, not failures: the check fails only where a
     stored row breaks a hard range of ``limits``, or where a satellite's share of readings with a critical or
-    severe alarm is above the limits' ``max_critical_alarm_rate``."""
+    severe alarm is above the limits' ``max_critical_alarm_rate``.
+
+    ``rows`` are the rows a run wrote (judged for hard ranges and limits versions); ``partition`` (its
+    ``satellite_name`` and ``alarm_severity``, default ``rows``) is what the counts and rates are judged on:
+    the whole days written to, so that a small incremental batch with one critical reading is not a rate."""
     con = duckdb.connect()
     con.register("t", rows.select(["satellite_name", "event_time", "alarm_severity", "limits_version", *MEASURES]))
+    con.register("p", (partition if partition is not None else rows).select(["satellite_name", "alarm_severity"]))
     by_satellite: dict[str, dict[str, int]] = {}
     for name, severity, count in con.execute(
-        "SELECT satellite_name, coalesce(alarm_severity, 'none'), count(*) FROM t GROUP BY ALL ORDER BY ALL"
+        "SELECT satellite_name, coalesce(alarm_severity, 'none'), count(*) FROM p GROUP BY ALL ORDER BY ALL"
     ).fetchall():
         by_satellite.setdefault(name, {})[severity] = int(count)
     by_severity = {s: sum(counts.get(s, 0) for counts in by_satellite.values()) for s in SEVERITIES}
@@ -86,6 +91,7 @@ def check_limit_alarms(rows: pa.Table, limits: TelemetryLimits) -> CheckOutcome:
     stale = int(con.execute("SELECT count(*) FROM t WHERE limits_version IS DISTINCT FROM ?", [limits.version])
                 .fetchone()[0])  # type: ignore[index]  # fmt: skip
     alarms = sum(by_severity.values())
+    readings = sum(sum(counts.values()) for counts in by_satellite.values())
     problems = []
     if breaches.size:
         problems.append(f"{breaches.size} rows break a hard limit")
@@ -97,9 +103,9 @@ def check_limit_alarms(rows: pa.Table, limits: TelemetryLimits) -> CheckOutcome:
     summary = ", ".join(f"{by_severity[s]} {s}" for s in SEVERITIES if by_severity[s]) or "none"
     return CheckOutcome(
         passed=not problems,
-        description=(f"{rows.num_rows} readings, {alarms} with a limit alarm ({summary})"
+        description=(f"{readings} readings, {alarms} with a limit alarm ({summary})"
                      + (f"; {'; '.join(problems)}" if problems else "")),
-        metadata={"rows": rows.num_rows, "alarms_by_severity": by_severity,
+        metadata={"readings": readings, "rows_written": rows.num_rows, "alarms_by_severity": by_severity,
                   "alarms_by_satellite": {n: {s: c for s, c in counts.items() if s != "none"}
                                           for n, counts in by_satellite.items()},
                   "critical_alarm_rate_by_satellite": {n: round(r, 6) for n, r in rates.items()},

@@ -57,7 +57,8 @@ def write_generator_csvs(directory: Path, seed: int = 42) -> None:
         for low, high in GENERATOR_RANGES.values():
             raw = rng.random(ROWS)
             columns.append(low + (raw - raw.min()) / (raw.max() - raw.min()) * (high - low))
-        lines = [",".join(GENERATOR_RANGES)] + [",".join(repr(float(v)) for v in row) for row in zip(*columns)]
+        rows = zip(*columns, strict=True)
+        lines = [",".join(GENERATOR_RANGES)] + [",".join(repr(float(v)) for v in row) for row in rows]
         (directory / f"sat{index}.csv").write_text("\n".join(lines) + "\n")
 
 

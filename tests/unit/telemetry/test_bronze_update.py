@@ -11,9 +11,9 @@ from deltalake import write_deltalake
 from satlake.resources.event_log import LogRecord
 from satlake.resources.lakehouse import ChangeFeedUnavailable, ExactlyOnceWriter, Lakehouse
 from satlake.telemetry.bronze_update import INCREMENTAL, REBUILD, UP_TO_DATE, update_bronze
+from satlake.telemetry.checks import check_schema_unchanged
 from satlake.telemetry.codec import TelemetryReading, encode_event
 from satlake.telemetry.ingest import raw_event_rows
-from satlake.telemetry.checks import check_schema_unchanged
 from satlake.telemetry.limits_file import DEFAULT_LIMITS_PATH, parse_limits
 from satlake.telemetry.tables import (
     BRONZE_TELEMETRY,

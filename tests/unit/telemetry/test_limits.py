@@ -137,7 +137,8 @@ def test_the_version_follows_what_decides_verdicts_not_comments() -> None:
         ("mission: m\nmax_critical_alarm_rate: 2\nparameters: {}\n", 2, "max_critical_alarm_rate",
          "not a share between 0 and 1"),
         ("mission: m\nmax_future_skew_s: -1\nparameters: {}\n", 2, "max_future_skew_s", "outside 0..86400 s"),
-        ("mission: m\nparameters:\n  temp_c: {}\n  temp_c: {}\n", 4, "parameters.temp_c", "given twice (first on line 3)"),
+        ("mission: m\nparameters:\n  temp_c: {}\n  temp_c: {}\n", 4, "parameters.temp_c",
+         "given twice (first on line 3)"),
         ("mission: m\nparameters: {}\nsatellites:\n  - parameters: {}\n", 4, "satellites[0]", "needs match"),
         ("mission: m\nparameters: {}\nsatellites:\n  - match: X\n    parameters:\n      sensor1: {unit: V}\n", 6,
          "satellites[0].parameters.sensor1.unit", "a unit is set once"),
@@ -199,3 +200,12 @@ def test_the_alarm_check_fails_on_a_critical_rate_over_the_threshold_or_a_hard_b
     outcome = check_limit_alarms(below_zero, limits)
     assert not outcome.passed and "1 rows break a hard limit" in outcome.description
     assert outcome.metadata["hard_limit_examples"][0]["temp_c"] == -300
+
+
+def test_the_alarm_rate_is_judged_on_the_whole_days_not_the_batch_written() -> None:
+    limits = parse_limits(FLEET)
+    batch = bronze_like(["A"], [121], ["critical"])
+    assert not check_limit_alarms(batch, limits).passed  # one critical reading alone is a 100 % rate
+    day = bronze_like(["A"] * 10, [121] + [20] * 9, ["critical"] + [None] * 9)
+    outcome = check_limit_alarms(batch, limits, day.select(["satellite_name", "alarm_severity"]))
+    assert outcome.passed and outcome.metadata["readings"] == 10 and outcome.metadata["rows_written"] == 1
