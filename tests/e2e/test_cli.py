@@ -35,6 +35,13 @@ def test_demo_runs_end_to_end_and_is_safe_to_run_twice(tmp_path: Path) -> None:
     assert counts["raw.telemetry_events"] == counts["bronze.telemetry"] + counts["bronze.telemetry_rejects"]
     assert counts["bronze.telemetry_rejects"] > 0  # the demo injects faults
     assert "asset checks:" in first.stdout and " 0 failed" in first.stdout
+    # Beside the rejects, the report shows the readings kept with their limit alarms by severity: the injected
+    # out-of-limits values are readings with a critical alarm, not rejects.
+    kept = re.search(r"readings kept\s+([\d,]+)\s+with a limit alarm: ([\d,]+) \(watch (\d+), warning (\d+), "
+                     r"distress (\d+), critical ([\d,]+), severe (\d+)\)", first.stdout)  # fmt: skip
+    assert kept, first.stdout
+    assert int(kept[1].replace(",", "")) == counts["bronze.telemetry"] and int(kept[6].replace(",", "")) > 0
+    assert re.search(r"rejected\s+[\d,]+\s+.*truncated", first.stdout)
     assert "sample query" in first.stdout and "SAT-001" in first.stdout
 
     second = satlake(tmp_path, "demo")

@@ -208,3 +208,26 @@ def test_generator_shaped_values_at_the_range_ends_are_all_readings() -> None:
     partition = build_bronze_partition(raw_rows(payloads))
     assert partition.rejects.num_rows == 0 and partition.rows.num_rows == 10
     assert set(partition.rows.column("alarm_severity").to_pylist()) <= {"warning", None}  # never critical
+
+
+def test_every_kind_of_event_that_cannot_be_a_reading_is_a_reject_with_its_own_code() -> None:
+    from tests.unit.telemetry.test_codec import build_with_flatc_code
+
+    good = encode_event(reading())
+    cases = {
+        "empty_payload": b"",
+        "malformed_flatbuffer": b"\xff" * 40,
+        "truncated": good[: len(good) // 2],
+        "missing_field:satellite_name": build_with_flatc_code({"timestamp_ns": NOW_NS - 10**9, "temp_c": 1.0}),
+        "invalid_satellite_name": encode_event(reading(name="SAT\x00X")),
+        "timestamp_before_1970": encode_event(TelemetryReading("SAT-001", 2**64 - 1, 1, 1, 500, 0, 0, 0)),
+        "timestamp_in_future": encode_event(reading(offset_s=301)),
+        "non_finite_value": encode_event(reading(sensor2=float("-inf"))),
+        "outside_hard_limit": encode_event(reading("SAT-002", offset_s=-5, battery_charge_pct=-1.0)),
+        "duplicate_event": good,
+    }
+    payloads = [good, *cases.values()]
+    partition = build_bronze_partition(raw_rows(payloads), limits=STRICT_LIMITS)
+    assert partition.rows.column("offset").to_pylist() == [0]
+    assert partition.rejects.column("reason_code").to_pylist() == list(cases)
+    assert partition.reject_counts == dict.fromkeys(sorted(cases), 1)
