@@ -16,7 +16,7 @@ from satlake.resources.event_log import EventLog
 from satlake.resources.lakehouse import Lakehouse
 from satlake.settings import Settings
 from satlake.telemetry import checks
-from satlake.telemetry.bronze_update import INCREMENTAL, BronzeUpdate, update_bronze
+from satlake.telemetry.bronze_update import INCREMENTAL, REBUILD, BronzeUpdate, update_bronze
 from satlake.telemetry.ingest import IngestBatch, ingest_until_caught_up
 from satlake.telemetry.limits_file import load_limits
 from satlake.telemetry.tables import (
@@ -196,18 +196,18 @@ def _read_back(lakehouse: Lakehouse, update: BronzeUpdate) -> tuple[pa.Table, pa
     """The stored bronze rows and rejects of the update's batches (the window's, after a rebuild), and the
     stored bronze rows in the span of event time the update wrote to."""
     window = [("event_date", ">=", update.first), ("event_date", "<=", update.last)]
-    if update.mode != INCREMENTAL:
+    if update.mode == REBUILD:
         scope = window
-    elif update.batch_ids:
+    elif update.mode == INCREMENTAL and update.batch_ids:
         scope = [*window, ("batch_id", "in", update.batch_ids)]
-    else:
+    else:  # up to date: nothing was judged or written, so 0 consumed = 0 + 0
         return (BRONZE_TELEMETRY_SCHEMA.empty_table(), BRONZE_TELEMETRY_REJECTS_SCHEMA.empty_table(),
                 BRONZE_TELEMETRY_SCHEMA.empty_table())  # fmt: skip
     written = lakehouse.read(BRONZE_TELEMETRY, filters=scope) or BRONZE_TELEMETRY_SCHEMA.empty_table()
     written_rejects = lakehouse.read(BRONZE_TELEMETRY_REJECTS, filters=scope)
     if written_rejects is None:
         written_rejects = BRONZE_TELEMETRY_REJECTS_SCHEMA.empty_table()
-    if update.mode != INCREMENTAL or written.num_rows == 0:
+    if update.mode == REBUILD or written.num_rows == 0:
         return written, written_rejects, written
     span = pc.min_max(written.column("timestamp_ns"))
     neighbourhood = lakehouse.read(
@@ -221,7 +221,7 @@ def _read_back(lakehouse: Lakehouse, update: BronzeUpdate) -> tuple[pa.Table, pa
 def _window_alarms(lakehouse: Lakehouse, update: BronzeUpdate, written: pa.Table) -> pa.Table:
     """Satellite and worst alarm of every stored reading of the update's days (the rows written, after a
     rebuild: they are the whole window). Two dictionary-encoded columns, whatever the size of the day."""
-    if update.mode != INCREMENTAL or written.num_rows == 0:
+    if update.mode == REBUILD or written.num_rows == 0:
         return written.select(["satellite_name", "alarm_severity"])
     window = [("event_date", ">=", update.first), ("event_date", "<=", update.last)]
     stored = lakehouse.read(BRONZE_TELEMETRY, filters=window, columns=["satellite_name", "alarm_severity"])
