@@ -23,6 +23,9 @@ import dagster as dg
 from bench.common import RESULTS_DIR, SIZES, comparison, print_table, run_isolated, write_result
 
 DAYS = {"small": 3, "full": 30}
+# The benchmark lands up to a year of history (--days 365), so its daily partitions must reach back that far
+# (a fresh root's default starts two days back). Set before satlake is imported here or in a spawned worker.
+os.environ.setdefault("SATLAKE_PARTITIONS_START", (datetime.now(UTC).date() - timedelta(days=400)).isoformat())
 SATELLITES = 2
 INTERVAL_S = 1800.0
 TARGET_365_S = 180.0
@@ -215,9 +218,8 @@ def in_process_step(root: str, days: int) -> dict[str, Any]:
     os.environ["SATLAKE_ROOT"] = root
     os.environ["SATLAKE_MODE"] = "embedded"
     from satlake.definitions import build_definitions
-    from satlake.runner import backfill_days
     from satlake.resources import build_resources
-    from satlake.runner import RunOutcome, run_pending_work
+    from satlake.runner import RunOutcome, backfill_days, run_pending_work
     from satlake.settings import Settings
     from satlake.telemetry.producer import publish_records, simulate_telemetry
     from satlake.telemetry.sensors import telemetry_events_sensor

@@ -215,7 +215,6 @@ def run_pipeline_loop(settings: Settings, tick_s: float, stop: Event, journal_pa
 
     defs = build_definitions(settings)
     instance = dagster_instance(settings.dagster_home)
-    state_path = settings.dagster_home / "satlake-run-state.json"
     # Run logs (dbt's output included) go to a file beside the journal, not to the soak's terminal.
     output = os.open(journal_path.with_name("pipeline.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(output, 1)
@@ -232,7 +231,7 @@ def run_pipeline_loop(settings: Settings, tick_s: float, stop: Event, journal_pa
         while not stop.is_set():
             started = time.time()
             try:
-                outcomes = run_pending_work(defs, instance, state_path, record)
+                outcomes = run_pending_work(defs, instance, report=record)
                 write({"kind": "pass", "started": started, "seconds": time.time() - started, "runs": len(outcomes)})
             except Exception as error:  # recorded and judged by the driver; the loop goes on
                 write({"kind": "error", "started": started, "error": f"{type(error).__name__}: {error}"})
@@ -614,14 +613,15 @@ def verdict(
 
 def start_scene_sensor_at_log_end(settings: Settings, event_log: EventLog) -> None:
     """Only scenes landed from now on count: other users of a shared stack land scenes on the same topic."""
-    from satlake.runner import RunnerState
-    from satlake.scenes.sensors import SensorCursor
+    from satlake.instance_state import SensorStateStore
+    from satlake.runner import dagster_instance
+    from satlake.scenes.sensors import SensorCursor, object_events_sensor
 
     topic = settings.object_events_topic
     if not event_log.partitions(topic):
         return
-    state = RunnerState(sensor_cursors={"object_events_sensor": SensorCursor(event_log.end_offsets(topic)).to_json()})
-    state.save(settings.dagster_home / "satlake-run-state.json")
+    cursor = SensorCursor(event_log.end_offsets(topic)).to_json()
+    SensorStateStore(dagster_instance(settings.dagster_home)).save_cursor(object_events_sensor, cursor)
 
 
 def run_soak(settings: Settings, config: SoakConfig, say: Callable[[str], None] = print) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def cmd_produce_telemetry(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from satlake.definitions import build_definitions
-    from satlake.runner import RunOutcome, dagster_instance, run_pending_work
+    from satlake.runner import LEGACY_STATE_FILE, RunOutcome, dagster_instance, run_pending_work
 
     settings = _settings(args)
     defs = build_definitions(settings)
@@ -82,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         status = "ok" if outcome.success else "FAILED"
         print(f"run {outcome.run_id[:8]} {outcome.description} ({outcome.source}): {status} in {outcome.seconds:.1f}s")
 
-    outcomes = run_pending_work(defs, instance, settings.dagster_home / "satlake-run-state.json", show)
+    outcomes = run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, show)
     if not outcomes:
         print("nothing to do: no new events and every partition is up to date")
     return 0 if all(o.success for o in outcomes) else 1
@@ -156,15 +156,12 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    settings = _settings(args)
     from satlake.runner import dagster_instance
+    from satlake.ui import serve_ui
 
-    dagster_instance(settings.dagster_home)  # sets DAGSTER_HOME so the UI shows `satlake run` history
-    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
-    command = ["dagster", "dev", "-w", str(workspace), "-p", str(args.port), "-h", args.host]
-    print(f"starting the Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={settings.dagster_home})")
-    os.execvp(command[0], command)
-    return 0
+    settings = _settings(args)
+    dagster_instance(settings.dagster_home)  # sets DAGSTER_HOME: the UI shows `satlake run` history and state
+    return serve_ui(args.host, args.port)
 
 
 def cmd_stack(args: argparse.Namespace) -> int:

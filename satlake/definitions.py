@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from satlake.automation import automation_condition_sensor
 from satlake.resources import build_resources
 from satlake.scenes.definitions import scene_definitions
 from satlake.settings import Settings
@@ -29,7 +30,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         schedules=[cluster_telemetry_days_schedule],
         resources={**resources.as_dagster_resources(), "dbt": build_dbt_resource(settings)},
     )
-    return dg.Definitions.merge(telemetry, scene_definitions(settings))
+    automation = dg.Definitions(sensors=[automation_condition_sensor(settings)])
+    return dg.Definitions.merge(telemetry, scene_definitions(settings), automation)
 
 
 defs = build_definitions()

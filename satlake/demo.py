@@ -15,13 +15,14 @@ from pathlib import Path
 
 import dagster as dg
 
+from satlake.partitions import DEFAULT_LOOKBACK_DAYS
 from satlake.resources import SatlakeResources, build_resources
-from satlake.runner import RunOutcome, backfill_days, dagster_instance, run_pending_work
+from satlake.runner import LEGACY_STATE_FILE, RunOutcome, backfill_days, dagster_instance, run_pending_work
 from satlake.settings import Settings
 from satlake.telemetry.producer import publish_records, simulate_telemetry
 
 DEMO_SATELLITES = 4
-DEMO_DAYS = 2
+DEMO_DAYS = DEFAULT_LOOKBACK_DAYS  # the days a fresh root's partitions cover: the UI shows exactly these
 DEMO_INTERVAL_S = 20.0
 DEMO_FAULT_RATE = 0.02
 DEMO_SEED = 7
@@ -98,7 +99,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> bool:
         say(f"  run {outcome.run_id[:8]} {outcome.description} ({outcome.source}) {status} in {outcome.seconds:.1f}s")
 
     say("running sensors and automation until quiet:")
-    outcomes = run_pending_work(defs, instance, settings.dagster_home / "satlake-run-state.json", show)
+    outcomes = run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, show)
     if not any(o.description.startswith("bronze_telemetry_job") for o in outcomes):
         # Nothing new arrived (a second demo run): re-run every demo day to show the result is identical.
         say(f"no new events; re-running days {window.days[0]}..{window.days[-1]} as one backfill")

@@ -1,28 +1,31 @@
 """``satlake run``: one pass of every sensor and of the automation conditions, executing the runs they
 request in this process, until nothing more is requested. Scripts, cron users and tests need no daemon.
 
-Cursors and launched run keys are kept in ``<root>/dagster/satlake-run-state.json`` so consecutive passes
-never repeat work, exactly as the daemon's own bookkeeping would prevent.
+Cursors and launched run keys live in the Dagster instance, where the daemon keeps them
+(``satlake.instance_state``): ``satlake run``, ``satlake ui`` and a deployment's daemon continue each other's
+work and never repeat it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.definitions.partitions.context import partition_loading_context
 
+from satlake.instance_state import AUTOMATION_SENSOR_NAME, SensorStateStore
 from satlake.partitions import DAILY_PARTITIONS
 
 log = logging.getLogger(__name__)
 
+# Where an older ``satlake run`` kept its cursors (under DAGSTER_HOME); moved into the instance on first use.
+LEGACY_STATE_FILE = "satlake-run-state.json"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Run logs go to the instance (and the UI); the terminal shows one line per run unless asked for more.
@@ -36,33 +39,6 @@ class RunOutcome:
     run_id: str
     success: bool
     seconds: float
-
-
-@dataclass
-class RunnerState:
-    sensor_cursors: dict[str, str | None] = field(default_factory=dict)
-    run_keys: dict[str, list[str]] = field(default_factory=dict)
-    automation_cursor: str | None = None
-
-    @classmethod
-    def load(cls, path: Path) -> RunnerState:
-        if not path.exists():
-            return cls()
-        data = json.loads(path.read_text())
-        return cls(
-            sensor_cursors=data.get("sensor_cursors", {}),
-            run_keys=data.get("run_keys", {}),
-            automation_cursor=data.get("automation_cursor"),
-        )
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        # Keep only recent run keys: sensors use positions that only grow, so old keys never recur.
-        trimmed = {name: keys[-1000:] for name, keys in self.run_keys.items()}
-        tmp.write_text(json.dumps({"sensor_cursors": self.sensor_cursors, "run_keys": trimmed,
-                                   "automation_cursor": self.automation_cursor}, indent=1))  # fmt: skip
-        os.replace(tmp, path)
 
 
 def quiet_run_logs() -> None:
@@ -108,15 +84,17 @@ def _execute(
 def _sensor_pass(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
-    state: RunnerState,
+    state: SensorStateStore,
     report: Callable[[RunOutcome], None],
 ) -> list[RunOutcome]:
     outcomes: list[RunOutcome] = []
     for sensor in defs.sensors or []:
+        if sensor.name == AUTOMATION_SENSOR_NAME:
+            continue  # evaluated by _automation_pass
         sensor_def = defs.resolve_sensor_def(sensor.name)
         context = dg.build_sensor_context(
             instance=instance,
-            cursor=state.sensor_cursors.get(sensor_def.name),
+            cursor=state.cursor(sensor_def.name),
             definitions=defs,
             sensor_name=sensor_def.name,
             resources=defs.resources,
@@ -129,35 +107,33 @@ def _sensor_pass(
                 instance.add_dynamic_partitions(
                     partitions_request.partitions_def_name, list(partitions_request.partition_keys)
                 )
-        if data.cursor is not None:
-            state.sensor_cursors[sensor_def.name] = data.cursor
-        seen = state.run_keys.setdefault(sensor_def.name, [])
         for request in data.run_requests or []:
-            if request.run_key and request.run_key in seen:
-                continue
+            if request.run_key and state.launched(sensor_def.name, request.run_key):
+                continue  # launched before, by this command or by a daemon
             job_name = request.job_name or sensor_def.job_name
+            tags = {**request.tags, **state.run_tags(sensor_def.name, request.run_key)}
             run_id, success, seconds = _execute(
-                defs, instance, job_name, list(request.asset_selection or []) or None,
-                request.partition_key, dict(request.tags),
-            )  # fmt: skip
-            if request.run_key and success:  # failed runs are retried by the next pass
-                seen.append(request.run_key)
+                defs, instance, job_name, list(request.asset_selection or []) or None, request.partition_key, tags
+            )
             what = f"{job_name}" + (f" [{request.partition_key}]" if request.partition_key else "")
             outcome = RunOutcome(sensor_def.name, what, run_id, success, seconds)
             outcomes.append(outcome)
             report(outcome)
+        # Saved after the runs, as the daemon does once their requests are submitted: a crash before this
+        # point evaluates the tick again, and the run keys keep it from launching twice.
+        if data.cursor is not None or state.cursor(sensor_def.name) is None:
+            state.save_cursor(sensor_def, data.cursor if data.cursor is not None else state.cursor(sensor_def.name))
     return outcomes
 
 
 def _automation_pass(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
-    state: RunnerState,
+    state: SensorStateStore,
     report: Callable[[RunOutcome], None],
 ) -> list[RunOutcome]:
-    cursor = dg.deserialize_value(state.automation_cursor) if state.automation_cursor else None
-    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-    state.automation_cursor = dg.serialize_value(result.cursor)
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=state.automation_cursor())
+    state.save_automation_cursor(defs.resolve_sensor_def(AUTOMATION_SENSOR_NAME), result.cursor)
     if result.total_requested == 0:
         return []
     asset_graph = defs.resolve_asset_graph()
@@ -177,6 +153,7 @@ def _automation_pass(
         named = sorted(p for p in partitions if p is not None)
         tags = {RANGE_START_TAG: named[0], RANGE_END_TAG: named[-1]} if len(named) > 1 else {}
         partition_key = named[0] if len(named) == 1 else None
+        tags |= state.run_tags(AUTOMATION_SENSOR_NAME, None)
         run_id, success, seconds = _execute(defs, instance, None, keys, partition_key, tags)
         what = f"{', '.join(k.to_user_string() for k in keys)}" + (f" [{named[0]}..{named[-1]}]" if named else "")
         outcome = RunOutcome("automation", what, run_id, success, seconds)
@@ -188,18 +165,22 @@ def _automation_pass(
 def run_pending_work(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
-    state_path: Path,
+    legacy_state_path: Path | None = None,
     report: Callable[[RunOutcome], None] = lambda _: None,
     max_passes: int = 10,
 ) -> list[RunOutcome]:
-    """Evaluate sensors and automation conditions, run what they request, repeat until quiet."""
+    """Evaluate sensors and automation conditions, run what they request, repeat until quiet.
+
+    ``legacy_state_path``: the state file an older ``satlake run`` kept its cursors in; moved into the
+    instance on first use."""
     quiet_run_logs()
-    state = RunnerState.load(state_path)
+    state = SensorStateStore(instance)
+    if legacy_state_path is not None:
+        state.migrate_state_file(legacy_state_path, defs)
     outcomes: list[RunOutcome] = []
     for _ in range(max_passes):
         new = _sensor_pass(defs, instance, state, report)
         new += _automation_pass(defs, instance, state, report)
-        state.save(state_path)
         outcomes += new
         if not new:
             break

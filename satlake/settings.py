@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
@@ -71,6 +72,10 @@ class Settings:
     secrets_path: Path | None = None
     # The mission's telemetry limits file (None: the limits shipped with satlake).
     telemetry_limits_path: Path | None = None
+    # Whether satlake's sensors and the automation-condition sensor start running in a daemon (or stopped).
+    automation_running: bool = True
+    # The first daily partition (None: the one recorded under the root at first use; see satlake.partitions).
+    partitions_start: date | None = None
 
     @property
     def stack_home(self) -> Path:
@@ -122,7 +127,20 @@ class Settings:
                 raise SettingsError(f"{name}={value!r} must be an integer") from None
 
         stack_dir = merged.get("SATLAKE_STACK_DIR")
+        start = merged.get("SATLAKE_PARTITIONS_START", "").strip()
+        try:
+            partitions_start = date.fromisoformat(start) if start else None
+        except ValueError:
+            raise SettingsError(
+                f"SATLAKE_PARTITIONS_START={start!r} is not a day: write the first daily partition as YYYY-MM-DD"
+            ) from None
         limits_path = merged.get("SATLAKE_TELEMETRY_LIMITS")
+        automation = merged.get("SATLAKE_AUTOMATION", "running").strip().lower()
+        if automation not in ("running", "stopped"):
+            raise SettingsError(
+                f"SATLAKE_AUTOMATION={automation!r}: use 'running' (default: sensors and automation start with the "
+                "daemon) or 'stopped' (start them from the UI)"
+            )
         return cls(
             mode=mode,
             root=root,
@@ -146,4 +164,6 @@ class Settings:
             stack_dir=Path(stack_dir).expanduser().resolve() if stack_dir else None,
             secrets_path=secrets_path.expanduser().resolve(),
             telemetry_limits_path=Path(limits_path).expanduser().resolve() if limits_path else None,
+            automation_running=automation == "running",
+            partitions_start=partitions_start,
         )

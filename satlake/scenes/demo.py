@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from satlake.resources import build_resources
-from satlake.runner import RunOutcome, run_pending_work
+from satlake.runner import LEGACY_STATE_FILE, RunOutcome, run_pending_work
 from satlake.scenes.commands import produce_scene_files, put_files
 from satlake.scenes.synthetic import clearing_plan
 from satlake.scenes.tables import CATALOG_ITEMS, GOLD_FOREST_CHANGE, SCENE_REJECTS
@@ -91,7 +91,7 @@ def run_scene_demo(
     # Dynamic partitions are read while sensor run requests are validated; outside the daemon the instance
     # has to be made available for that explicitly.
     with partition_loading_context(dynamic_partitions_store=instance):
-        outcomes = run_pending_work(defs, instance, settings.dagster_home / "satlake-run-state.json", show)
+        outcomes = run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, show)
     if not outcomes:
         say("  nothing new to process (scenes were processed by an earlier run)")
 

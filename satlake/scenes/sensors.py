@@ -23,6 +23,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
+from satlake.automation import SENSOR_DEFAULT_STATUS
 from satlake.resources.event_log import EventLog, LogRecord
 from satlake.resources.lakehouse import Lakehouse
 from satlake.resources.object_store import ObjectStore
@@ -159,7 +160,7 @@ def _record_rejects(lakehouse: Lakehouse, plan: ScenePlan) -> None:
 @dg.sensor(
     job=scene_pipeline_job,
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_DEFAULT_STATUS,
     description="Reads object-created events, groups landed files into scenes, adds a partition and requests a "
     "run per complete scene, and quarantines keys that can never form one.",
 )

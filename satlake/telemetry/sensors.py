@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from satlake.automation import SENSOR_DEFAULT_STATUS
+from satlake.partitions import DAILY_PARTITIONS
 from satlake.resources.event_log import EventLog
 from satlake.resources.lakehouse import Lakehouse
 from satlake.settings import Settings
@@ -31,7 +33,7 @@ UNFINISHED_RUN_STATUSES = [
 @dg.sensor(
     job=ingest_telemetry_job,
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_DEFAULT_STATUS,
     description="Starts ingestion when the log holds events the lakehouse has not committed and no ingestion "
     "run is queued or running. Each tick reads only end offsets and the raw table's committed offsets, never "
     "the events.",
@@ -64,7 +66,7 @@ def telemetry_events_sensor(
 @dg.sensor(
     job=bronze_telemetry_job,
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_DEFAULT_STATUS,
     description="After each ingestion, brings the bronze days its events belong to up to date (late events "
     "included): each run adds only the rows of the new batches.",
 )
@@ -81,7 +83,14 @@ def bronze_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult |
         value = materialization.metadata.get("event_dates") if materialization else None
         days.update(value.value if value is not None else [])  # type: ignore[arg-type]
     cursor = str(records[-1].storage_id)
+    partitions = set(DAILY_PARTITIONS.get_partition_keys())
+    outside = sorted(days - partitions)
+    if outside:
+        context.log.warning(
+            f"telemetry of {', '.join(outside)} lies outside the daily partitions ({DAILY_PARTITIONS.start:%Y-%m-%d} "
+            "to today): its raw rows are kept; set SATLAKE_PARTITIONS_START to an earlier day to build those days"
+        )
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"{cursor}:{day}", partition_key=day) for day in sorted(days)],
+        run_requests=[dg.RunRequest(run_key=f"{cursor}:{day}", partition_key=day) for day in sorted(days & partitions)],
         cursor=cursor,
     )

@@ -15,10 +15,11 @@ from botocore.config import Config
 
 from satlake.catalog.search import SearchQuery, search_sql
 from satlake.definitions import build_definitions
+from satlake.instance_state import SensorStateStore
 from satlake.resources.kafka_event_log import KafkaEventLog
 from satlake.resources.trino import TrinoLake, TrinoLakeError
-from satlake.runner import RunnerState, run_pending_work
-from satlake.scenes.sensors import SensorCursor
+from satlake.runner import run_pending_work
+from satlake.scenes.sensors import SensorCursor, object_events_sensor
 from satlake.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -40,16 +41,16 @@ def test_landsat_uploaded_to_minio_is_catalogued_and_searchable_in_trino(stack: 
     log = KafkaEventLog(settings.kafka_bootstrap)
     start = SensorCursor(offsets=log.end_offsets(settings.object_events_topic)).to_json()
     log.close()
-    RunnerState(sensor_cursors={"object_events_sensor": start}).save(tmp_path / "state.json")
     for path in sorted(scene_dirs[0].iterdir()):
         s3.upload_file(str(path), settings.landing_bucket, f"it-{int(time.time())}/{path.name}")
 
     defs = build_definitions(settings)
     scene_id = scene_dirs[0].name
     with dg.instance_for_test() as instance:
+        SensorStateStore(instance).save_cursor(object_events_sensor, start)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # MinIO publishes its notifications asynchronously
-            outcomes = run_pending_work(defs, instance, tmp_path / "state.json")
+            outcomes = run_pending_work(defs, instance)
             assert all(o.success for o in outcomes), [o.description for o in outcomes if not o.success]
             if any(scene_id in o.description for o in outcomes):
                 break
