@@ -56,7 +56,10 @@ def dagster_instance(dagster_home: Path) -> dg.DagsterInstance:
     if not config.exists():
         # One op per pool at a time across runs: each pool guards one set of Delta tables (or dbt's DuckDB
         # file), so concurrent runs queue instead of racing on the same commit.
-        config.write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
+        # No usage telemetry and no sign-up dialog over the UI: satlake runs offline.
+        config.write_text(
+            "telemetry:\n  enabled: false\nnux:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+        )
     return dg.DagsterInstance.get()
 
 

@@ -57,7 +57,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def serve_ui(host: str, port: int, say: Callable[[str], None] = print) -> int:
     """Run the UI until it exits or this process is asked to stop; returns the exit code."""
     url = f"http://{host}:{port}"
-    say(f"starting the Dagster UI and daemon: {sys.executable} -m dagster dev (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
+    home = os.environ.get("DAGSTER_HOME")
+    say(f"starting the Dagster UI and daemon: {sys.executable} -m dagster dev (DAGSTER_HOME={home})")
     process = subprocess.Popen(ui_command(host, port), start_new_session=True, preexec_fn=_default_signals)
     stopping: list[int] = []
 
