@@ -11,11 +11,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+TODAY = datetime.now(UTC).date().isoformat()  # inside a fresh root's daily partitions
 
 
 def free_port() -> int:
@@ -75,9 +77,9 @@ def test_webserver_loads_everything_and_materializes_a_partition(tmp_path: Path)
             """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
                  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
             {"params": {
-                "selector": {"repositoryLocationName": "satlake.definitions:defs", "repositoryName": "__repository__",
+                "selector": {"repositoryLocationName": "satlake", "repositoryName": "__repository__",
                              "jobName": "bronze_telemetry_job"},
-                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2026-01-01"}]},
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": TODAY}]},
             }},
         )["launchRun"]  # fmt: skip
         assert launched["__typename"] == "LaunchRunSuccess", launched
