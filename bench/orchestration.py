@@ -248,8 +248,7 @@ def in_process_step(root: str, days: int) -> dict[str, Any]:
         tick_started = time.perf_counter()
         tick = defs.resolve_sensor_def(telemetry_events_sensor.name).evaluate_tick(context)
         tick_s = time.perf_counter() - tick_started
-        state = Path(root) / "bench-runner-state.json"
-        follow_up = run_pending_work(defs, instance, state)
+        follow_up = run_pending_work(defs, instance)
         first_run = instance.get_run_stats(follow_up[0].run_id) if follow_up else None
     return {
         "produced": produced,

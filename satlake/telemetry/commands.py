@@ -90,8 +90,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     last = _parse_day(args.to_day, "--to") or stored_days[-1]
     partitions = DAILY_PARTITIONS.get_partition_keys()
     if first > last or first.isoformat() not in partitions or last.isoformat() not in partitions:
-        raise CliError(f"cannot rebuild {first}..{last}: days from {partitions[0]} to {partitions[-1]} exist, "
-                       f"and raw telemetry covers {stored_days[0]}..{stored_days[-1]}")  # fmt: skip
+        raise CliError(f"cannot rebuild {first}..{last}: the daily partitions run from {partitions[0]} to "
+                       f"{partitions[-1]} and raw telemetry covers {stored_days[0]}..{stored_days[-1]}; set "
+                       "SATLAKE_PARTITIONS_START to an earlier day to rebuild older days")  # fmt: skip
     print(f"rebuilding bronze and the curated tables for {first}..{last} from the raw zone, "
           f"judged by limits {limits.mission!r} (version {limits.version})")  # fmt: skip
     defs = build_definitions(settings)

@@ -155,3 +155,16 @@ def test_a_bad_partitions_start_is_a_clear_error() -> None:
 
     with pytest.raises(SettingsError, match="SATLAKE_PARTITIONS_START='12/01/2026' is not a day"):
         Settings.from_env({"SATLAKE_PARTITIONS_START": "12/01/2026"})
+
+
+def test_ingesting_from_an_empty_log_judges_nothing_and_fails_no_check(tmp_path: Path) -> None:
+    from satlake.definitions import build_definitions
+
+    settings = Settings.from_env({"SATLAKE_ROOT": str(tmp_path), "SATLAKE_MODE": "embedded"})
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("ingest_telemetry_job").execute_in_process(instance=instance)
+        assert result.success
+        logs = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        evaluations = [entry.dagster_event.event_specific_data for entry in logs]
+    assert [(e.check_name, e.passed) for e in evaluations] == [("schema_unchanged", True)]  # type: ignore[union-attr]
