@@ -6,7 +6,6 @@ the daemon alone; and Ctrl-C's sibling SIGTERM stops the UI with all its process
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import shutil
@@ -14,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +22,7 @@ import pytest
 
 from satlake.resources.lakehouse import Lakehouse
 from satlake.telemetry.tables import BRONZE_TELEMETRY, SILVER_TELEMETRY_CLEAN
-from tests.e2e.test_ui import free_port
+from tests.e2e.test_ui import free_port, graphql
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "docs" / "images"
@@ -43,15 +41,7 @@ class UI:
     started_at: float
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/graphql",
-            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-            headers={"content-type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            body = json.loads(response.read())
-        assert "errors" not in body, body
-        return body["data"]
+        return graphql(self.port, query, variables)
 
     def runs(self) -> list[dict]:
         data = self.graphql("{ runsOrError { ... on Runs { results { runId jobName status creationTime "
@@ -197,6 +187,14 @@ def test_new_telemetry_is_carried_through_bronze_and_dbt_by_the_daemon_alone(ui:
     assert after.num_rows == (before.num_rows if before is not None else 0) + 240
     jobs = {run["jobName"] for run in ui.runs() if run["creationTime"] > produced_at}
     assert {"ingest_telemetry_job", "bronze_telemetry_job"} <= jobs
+
+    # `satlake run` continues from the state the daemon left: it finds nothing to do twice.
+    before_run = time.time()
+    again = subprocess.run([sys.executable, "-m", "satlake", "run"], env=environment(ui.root), cwd=REPO,
+                           capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to do" in again.stdout
+    assert [run for run in ui.runs() if run["creationTime"] > before_run] == [], again.stdout
 
 
 def test_sigterm_stops_the_ui_and_every_process_it_started(ui: UI) -> None:
