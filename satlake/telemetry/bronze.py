@@ -21,12 +21,11 @@ from satlake.telemetry.codec import EventDecodeError, canonical_event_columns, d
 from satlake.telemetry.limits import TelemetryLimits, alarm_columns, hard_limit_breaches
 from satlake.telemetry.tables import BRONZE_TELEMETRY_REJECTS_SCHEMA, BRONZE_TELEMETRY_SCHEMA, MEASURES
 from satlake.telemetry.validation import (
-    CONTROL_CHARACTER_CLASS_RE2,
-    MAX_SATELLITE_NAME_CHARS,
     Rejection,
     default_limits,
     reject_reason_for_values,
     rejection_from_decode_error,
+    satellite_name_problem,
 )
 
 DUPLICATE_EVENT = "duplicate_event"
@@ -155,15 +154,15 @@ def _judge_events(raw: pa.Table, columnar: bool, limits: TelemetryLimits) -> _Ve
 def _valid_readings(
     names: pa.Array, timestamps: np.ndarray, measures: np.ndarray, now_ns: np.ndarray, limits: TelemetryLimits
 ) -> np.ndarray:
-    """Which events break no rule of ``validation.reject_reason_for_values`` (the others get its reason)."""
-    name_ok = ~(
-        pc.match_substring_regex(names, "^ *$").to_numpy(zero_copy_only=False)
-        | (pc.utf8_length(names).to_numpy(zero_copy_only=False) > MAX_SATELLITE_NAME_CHARS)
-        | pc.match_substring_regex(names, CONTROL_CHARACTER_CLASS_RE2).to_numpy(zero_copy_only=False)
-    )
+    """Which events break no rule of ``validation.reject_reason_for_values`` (the others get its reason).
+
+    A batch names few satellites: each distinct name is judged once, by the same rule the reference uses."""
+    encoded = pc.dictionary_encode(names)
+    distinct_ok = np.array([satellite_name_problem(name) is None for name in encoded.dictionary.to_pylist()], bool)
+    name_ok = distinct_ok[encoded.indices.to_numpy(zero_copy_only=False)] if len(names) else np.zeros(0, bool)
     signed = timestamps.view(np.int64)  # 0 and stamps at or above 2**63 (negative here) are before 1970
     time_ok = (signed > 0) & (signed <= now_ns + limits.max_future_skew_ns)
-    values_ok = np.isfinite(measures).all(axis=1) & ~hard_limit_breaches(limits, names, measures)
+    values_ok = np.isfinite(measures).all(axis=1) & ~hard_limit_breaches(limits, encoded, measures)
     return name_ok & time_ok & values_ok
 
 
@@ -252,7 +251,7 @@ def _bronze_rows(raw: pa.Table, verdicts: _Verdicts, limits: TelemetryLimits) ->
     }
     for j, measure in enumerate(MEASURES):
         data[f"{measure}_alarm"] = alarms.severity_array(j)
-        data[f"{measure}_alarm_limit"] = pa.array(alarms.limits[:, j], pa.float64(), from_pandas=True)
+        data[f"{measure}_alarm_limit"] = alarms.limit_array(j)
     data["alarm_severity"] = alarms.worst_severity()
     data["limits_version"] = pa.repeat(pa.scalar(limits.version, pa.string()), len(timestamp_ns))
     return pa.table(data, schema=BRONZE_TELEMETRY_SCHEMA)

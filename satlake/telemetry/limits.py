@@ -187,13 +187,23 @@ class AlarmColumns:
 
     def severity_array(self, column: int) -> pa.Array:
         """Severity names of one measure as an Arrow string array, null where within limits."""
-        names = pa.array([None, *SEVERITIES], pa.string())
-        return names.take(pa.array(self.levels[:, column].astype(np.int32)))
+        return _severity_names(self.levels[:, column])
+
+    def limit_array(self, column: int) -> pa.Array:
+        """The limit one measure crossed, null where within limits."""
+        crossed = self.limits[:, column]
+        if not (self.levels[:, column] > 0).any():  # the common case: no alarm on this measure at all
+            return pa.nulls(len(crossed), pa.float64())
+        return pa.array(crossed, pa.float64(), from_pandas=True)
 
     def worst_severity(self) -> pa.Array:
-        names = pa.array([None, *SEVERITIES], pa.string())
-        worst = self.levels.max(axis=1) if self.levels.size else np.zeros(len(self.levels), np.int8)
-        return names.take(pa.array(worst.astype(np.int32)))
+        return _severity_names(self.levels.max(axis=1) if self.levels.size else np.zeros(len(self.levels), np.int8))
+
+
+def _severity_names(levels: np.ndarray) -> pa.Array:
+    if not levels.any():
+        return pa.nulls(len(levels), pa.string())
+    return pa.array([None, *SEVERITIES], pa.string()).take(pa.array(levels.astype(np.int32)))
 
 
 @dataclass(frozen=True)
@@ -204,6 +214,10 @@ class _BoundArrays:
     high: np.ndarray
     low_inclusive: np.ndarray
     high_inclusive: np.ndarray
+
+    def has_band(self, profile: int, level: int) -> bool:
+        """Whether any measure of the profile has a bounded band at this level (else nothing lies outside)."""
+        return bool(np.isfinite(self.low[profile, :, level]).any() or np.isfinite(self.high[profile, :, level]).any())
 
 
 def _bound_arrays(profiles: Sequence[tuple[ParameterLimits, ...]]) -> _BoundArrays:
@@ -224,8 +238,10 @@ def _bound_arrays(profiles: Sequence[tuple[ParameterLimits, ...]]) -> _BoundArra
 
 def _satellite_profiles(limits: TelemetryLimits, names: pa.Array) -> tuple[np.ndarray, _BoundArrays]:
     """Each reading's profile index and the bound arrays of the distinct profiles its satellites resolve to."""
-    encoded = pc.dictionary_encode(names).combine_chunks() if isinstance(names, pa.ChunkedArray) else (
-        pc.dictionary_encode(names))  # fmt: skip
+    if isinstance(names, pa.DictionaryArray):
+        encoded = names
+    else:
+        encoded = pc.dictionary_encode(names.combine_chunks() if isinstance(names, pa.ChunkedArray) else names)
     distinct = encoded.dictionary.to_pylist()
     profiles: dict[tuple, int] = {}
     resolved: list[tuple[ParameterLimits, ...]] = []
@@ -248,8 +264,8 @@ def _outside(
     low, high = bounds.low[profile, :, level], bounds.high[profile, :, level]
     low_inc, high_inc = bounds.low_inclusive[profile, :, level], bounds.high_inclusive[profile, :, level]
     part = values if rows is None else values[rows]
-    below = np.where(low_inc, part < low, part <= low)
-    above = np.where(high_inc, part > high, part >= high)
+    below = part < low if low_inc.all() else np.where(low_inc, part < low, part <= low)
+    above = part > high if high_inc.all() else np.where(high_inc, part > high, part >= high)
     return below, above, low, high
 
 
@@ -261,6 +277,8 @@ def hard_limit_breaches(limits: TelemetryLimits, names: pa.Array, values: np.nda
         return hard
     profile_index, bounds = _satellite_profiles(limits, names)
     for profile, rows in _profile_rows(profile_index, bounds):
+        if not bounds.has_band(profile, 0):
+            continue
         below, above, _, _ = _outside(values, bounds, rows, profile, 0)
         hard[slice(None) if rows is None else rows] = (below | above).any(axis=1)
     return hard
@@ -276,15 +294,22 @@ def alarm_columns(limits: TelemetryLimits, names: pa.Array, values: np.ndarray) 
         return AlarmColumns(levels, crossed)
     profile_index, bounds = _satellite_profiles(limits, names)
     for profile, rows in _profile_rows(profile_index, bounds):
-        target = slice(None) if rows is None else rows
-        level_part = np.zeros((n if rows is None else len(rows), len(MEASURES)), np.int8)
-        limit_part = np.full(level_part.shape, np.nan)
+        shape = (n if rows is None else len(rows), len(MEASURES))
+        level_part = levels if rows is None else np.zeros(shape, np.int8)
+        limit_part = crossed if rows is None else np.full(shape, np.nan)
         for level in range(1, len(SEVERITIES) + 1):  # mildest first: the worst band a value is outside of wins
+            if not bounds.has_band(profile, level):
+                continue
             below, above, low, high = _outside(values, bounds, rows, profile, level)
-            level_part[below | above] = level
-            limit_part = np.where(below, low, np.where(above, high, limit_part))
-        levels[target] = level_part
-        crossed[target] = limit_part
+            outside = below | above
+            if not outside.any():
+                continue
+            np.copyto(level_part, np.int8(level), where=outside)
+            np.copyto(limit_part, np.broadcast_to(low, shape), where=below)
+            np.copyto(limit_part, np.broadcast_to(high, shape), where=above)
+        if rows is not None:
+            levels[rows] = level_part
+            crossed[rows] = limit_part
     return AlarmColumns(levels, crossed)
 
 

@@ -27,8 +27,6 @@ from satlake.telemetry.tables import MEASURES
 MAX_SATELLITE_NAME_CHARS = 64
 _CONTROL_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x2028, 0x2029))
 CONTROL_CHARACTER_CLASS = "[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in _CONTROL_RANGES) + "]"
-# The same class in RE2 syntax (Arrow's regex engine), for the columnar path.
-CONTROL_CHARACTER_CLASS_RE2 = "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in _CONTROL_RANGES) + "]"
 _CONTROL_CHARACTER = re.compile(CONTROL_CHARACTER_CLASS)
 SATELLITE_NAME_RULE = (
     f"1 to {MAX_SATELLITE_NAME_CHARS} characters, not only spaces, no control characters "
