@@ -136,7 +136,10 @@ def _automation_pass(
     report: Callable[[RunOutcome], None],
 ) -> list[RunOutcome]:
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=state.automation_cursor())
-    state.save_automation_cursor(defs.resolve_sensor_def(AUTOMATION_SENSOR_NAME), result.cursor)
+    declared = [sensor for sensor in defs.sensors or [] if sensor.name == AUTOMATION_SENSOR_NAME]
+    sensor = defs.resolve_sensor_def(AUTOMATION_SENSOR_NAME) if declared else (
+        dg.AutomationConditionSensorDefinition(AUTOMATION_SENSOR_NAME, target=dg.AssetSelection.all()))  # fmt: skip
+    state.save_automation_cursor(sensor, result.cursor)
     if result.total_requested == 0:
         return []
     asset_graph = defs.resolve_asset_graph()
