@@ -124,8 +124,8 @@ def _sensor_pass(
             report(outcome)
         # Saved after the runs, as the daemon does once their requests are submitted: a crash before this
         # point evaluates the tick again, and the run keys keep it from launching twice.
-        if data.cursor is not None or state.cursor(sensor_def.name) is None:
-            state.save_cursor(sensor_def, data.cursor if data.cursor is not None else state.cursor(sensor_def.name))
+        if data.cursor is not None:
+            state.save_cursor(sensor_def, data.cursor)
     return outcomes
 
 
