@@ -23,9 +23,13 @@ import dagster as dg
 from bench.common import RESULTS_DIR, SIZES, comparison, print_table, run_isolated, write_result
 
 DAYS = {"small": 3, "full": 30}
-# The benchmark lands up to a year of history (--days 365), so its daily partitions must reach back that far
-# (a fresh root's default starts two days back). Set before satlake is imported here or in a spawned worker.
-os.environ.setdefault("SATLAKE_PARTITIONS_START", (datetime.now(UTC).date() - timedelta(days=400)).isoformat())
+
+
+def bench_environment(root: str) -> dict[str, str]:
+    """The settings of a benchmark worker (set before it imports satlake): its own embedded root, and daily
+    partitions reaching back over the year of history it may land (a fresh root's start is two days back)."""
+    start = (datetime.now(UTC).date() - timedelta(days=400)).isoformat()
+    return {"SATLAKE_ROOT": root, "SATLAKE_MODE": "embedded", "SATLAKE_PARTITIONS_START": start}
 SATELLITES = 2
 INTERVAL_S = 1800.0
 TARGET_365_S = 180.0
@@ -169,7 +173,7 @@ def run_worker_start_seconds(root: str, repetitions: int = 2) -> float:
             [sys.executable, "-c", RUN_WORKER_START],
             check=True,
             cwd=REPOSITORY_ROOT,
-            env={**os.environ, "SATLAKE_ROOT": root, "SATLAKE_MODE": "embedded"},
+            env={**os.environ, **bench_environment(root)},
             capture_output=True,
         )
         times.append(time.perf_counter() - started)
@@ -199,8 +203,7 @@ def land_raw_telemetry(days: int) -> tuple[int, int, list[str]]:
 
 def daemon_backfill_step(root: str, days: int, mode: str, in_process_steps: bool = False) -> dict[str, Any]:
     """A backfill through Dagster's backfill daemon code, in one fresh process with its own storage root."""
-    os.environ["SATLAKE_ROOT"] = root
-    os.environ["SATLAKE_MODE"] = "embedded"
+    os.environ.update(bench_environment(root))
     if in_process_steps:
         os.environ[STEP_EXECUTOR_VARIABLE] = "1"
     produced, ingested, day_keys = land_raw_telemetry(days)
@@ -215,8 +218,7 @@ def daemon_backfill_step(root: str, days: int, mode: str, in_process_steps: bool
 def in_process_step(root: str, days: int) -> dict[str, Any]:
     """satlake's own single-run backfill (``satlake demo``, ``satlake run``), then a new event through the
     sensors, in one fresh process with its own storage root and a throwaway Dagster instance."""
-    os.environ["SATLAKE_ROOT"] = root
-    os.environ["SATLAKE_MODE"] = "embedded"
+    os.environ.update(bench_environment(root))
     from satlake.definitions import build_definitions
     from satlake.resources import build_resources
     from satlake.runner import RunOutcome, backfill_days, run_pending_work
