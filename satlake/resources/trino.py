@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,11 @@ import trino
 from trino.exceptions import TrinoConnectionError, TrinoExternalError, TrinoQueryError, TrinoUserError
 
 log = logging.getLogger(__name__)
+
+# Errors of a Trino that has just started and whose node manager has not yet listed a worker for the catalog
+# (itself included): the query did no work, so running it again once the node is listed is safe.
+TRANSIENT_STARTUP_ERRORS = frozenset({"NO_NODES_AVAILABLE", "SERVER_STARTING_UP"})
+STARTUP_WAIT_S = 60.0
 
 _LOCATION = re.compile(r"\blocation\s*=\s*'((?:[^']|'')*)'", re.IGNORECASE)
 
@@ -58,6 +64,7 @@ class TrinoLake:
         http_scheme: str = "http",
         request_timeout_s: float = 300.0,
         max_attempts: int = 3,
+        startup_wait_s: float = STARTUP_WAIT_S,
     ) -> None:
         self.host = host
         self.port = port
@@ -66,6 +73,7 @@ class TrinoLake:
         self.http_scheme = http_scheme
         self.request_timeout_s = request_timeout_s
         self.max_attempts = max_attempts
+        self.startup_wait_s = startup_wait_s
         self._connections: dict[str, trino.dbapi.Connection] = {}
 
     def _connection(self, user: str) -> trino.dbapi.Connection:
@@ -87,8 +95,26 @@ class TrinoLake:
     def query(
         self, sql: str, parameters: Sequence[Any] | None = None, user: str | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run ``sql`` (``?`` placeholders bound to ``parameters``) as ``user``; returns (columns, rows)."""
-        as_user = user or self.user
+        """Run ``sql`` (``?`` placeholders bound to ``parameters``) as ``user``; returns (columns, rows).
+
+        A Trino that has just (re)started answers ``NO_NODES_AVAILABLE`` until its node manager lists itself;
+        such a query is sent again, with a growing pause, for up to ``startup_wait_s`` seconds."""
+        deadline = time.monotonic() + self.startup_wait_s
+        pause_s = 0.5
+        while True:
+            try:
+                return self._query_once(sql, parameters, user or self.user)
+            except TrinoLakeError as error:
+                if error.error_name not in TRANSIENT_STARTUP_ERRORS or time.monotonic() + pause_s > deadline:
+                    raise
+                log.info("Trino at %s:%s is still starting (%s); asking again in %.1f s",
+                         self.host, self.port, error.error_name, pause_s)  # fmt: skip
+                time.sleep(pause_s)
+                pause_s = min(pause_s * 2, 5.0)
+
+    def _query_once(
+        self, sql: str, parameters: Sequence[Any] | None, as_user: str
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         cursor = self._connection(as_user).cursor()
         try:
             if parameters:

@@ -54,7 +54,7 @@ def trino_active_nodes(host: str, port: int, timeout_s: float = 3.0) -> int:
     """How many nodes Trino's node manager lists as active (raises ``TrinoLakeError`` when the query fails)."""
     from satlake.resources.trino import TrinoLake
 
-    client = TrinoLake(host, port, user=PROBE_USER, request_timeout_s=timeout_s, max_attempts=1)
+    client = TrinoLake(host, port, user=PROBE_USER, request_timeout_s=timeout_s, max_attempts=1, startup_wait_s=0)
     try:
         _, rows = client.query(ACTIVE_NODES_SQL)
         return int(rows[0][0])

@@ -6,6 +6,7 @@ turns them into asset-check results.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,41 @@ from satlake.telemetry.limits import SEVERITIES, SEVERITY_LEVEL, TelemetryLimits
 from satlake.telemetry.tables import MEASURES
 
 EXAMPLE_ROWS = 5
+# A satellite's critical alarm rate fails the check only when chance cannot explain it: when a satellite whose
+# true rate were the limits' maximum would show as many critical readings less than 1 time in 100. A rate
+# judged on the first few readings of a day (one fault in 59 readings is 1.7 %) is not evidence of anything.
+ALARM_RATE_SIGNIFICANCE = 0.01
+
+
+def binomial_upper_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): the chance of ``k`` or more events in ``n`` trials of probability ``p``.
+
+    Summed in log space (``math.lgamma``) over the smaller tail, from its end nearest the mode outwards,
+    stopping once the terms no longer change the sum: exact to float precision for any ``n``."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    if k > n * p:
+        return _tail_sum(k, n, p, upwards=True)
+    return 1.0 - _tail_sum(k - 1, n, p, upwards=False)
+
+
+def _tail_sum(start: int, n: int, p: float, *, upwards: bool) -> float:
+    """Binomial probabilities from ``start`` away from the mode (up to ``n`` or down to 0), summed."""
+    log_term = (math.lgamma(n + 1) - math.lgamma(start + 1) - math.lgamma(n - start + 1)
+                + start * math.log(p) + (n - start) * math.log1p(-p))  # fmt: skip
+    odds = p / (1.0 - p)
+    total, term, i = 0.0, math.exp(log_term), start
+    while 0 <= i <= n and term > 0.0:
+        total += term
+        if term < total * 1e-17:
+            break
+        term *= (n - i) / (i + 1) * odds if upwards else i / (n - i + 1) / odds
+        i += 1 if upwards else -1
+    return min(total, 1.0)
 
 
 @dataclass(frozen=True)
@@ -61,7 +97,8 @@ def check_keys_not_null_and_unique(rows: pa.Table) -> CheckOutcome:
 def check_limit_alarms(rows: pa.Table, limits: TelemetryLimits, partition: pa.Table | None = None) -> CheckOutcome:
     """Limit alarms by severity and satellite. Alarms are data, not failures: the check fails only where a
     stored row breaks a hard range of ``limits``, or where a satellite's share of readings with a critical or
-    severe alarm is above the limits' ``max_critical_alarm_rate``.
+    severe alarm is above the limits' ``max_critical_alarm_rate`` beyond chance (one-sided binomial test at
+    ``ALARM_RATE_SIGNIFICANCE``: one critical reading among the first 59 of a day is not over a 1 % rate).
 
     ``rows`` are the rows a run wrote (judged for hard ranges and limits versions); ``partition`` (its
     ``satellite_name`` and ``alarm_severity``, default ``rows``) is what the counts and rates are judged on:
@@ -76,10 +113,12 @@ def check_limit_alarms(rows: pa.Table, limits: TelemetryLimits, partition: pa.Ta
         by_satellite.setdefault(name, {})[severity] = int(count)
     by_severity = {s: sum(counts.get(s, 0) for counts in by_satellite.values()) for s in SEVERITIES}
     critical = [s for s in SEVERITIES if SEVERITY_LEVEL[s] >= SEVERITY_LEVEL["critical"]]
-    rates = {
-        name: sum(counts.get(s, 0) for s in critical) / sum(counts.values()) for name, counts in by_satellite.items()
-    }
-    over = {name: round(rate, 6) for name, rate in rates.items() if rate > limits.max_critical_alarm_rate}
+    criticals = {name: (sum(counts.get(s, 0) for s in critical), sum(counts.values()))
+                 for name, counts in by_satellite.items()}  # fmt: skip
+    rates = {name: k / n for name, (k, n) in criticals.items()}
+    chances = {name: binomial_upper_tail(k, n, limits.max_critical_alarm_rate) for name, (k, n) in criticals.items()}
+    over = {name: rate for name, rate in rates.items()
+            if rate > limits.max_critical_alarm_rate and chances[name] < ALARM_RATE_SIGNIFICANCE}  # fmt: skip
     values = np.column_stack([rows.column(m).to_numpy(zero_copy_only=False) for m in MEASURES]) if rows.num_rows else (
         np.zeros((0, len(MEASURES))))  # fmt: skip
     breaches = np.flatnonzero(hard_limit_breaches(limits, rows.column("satellite_name"), values))
@@ -98,7 +137,7 @@ def check_limit_alarms(rows: pa.Table, limits: TelemetryLimits, partition: pa.Ta
     if over:
         problems.append(
             f"{len(over)} satellites over the critical alarm rate {limits.max_critical_alarm_rate:g}: "
-            + ", ".join(f"{name} {rate:.2%}" for name, rate in sorted(over.items()))
+            + ", ".join(f"{name} {rate:.2%} of {criticals[name][1]} readings" for name, rate in sorted(over.items()))
         )
     summary = ", ".join(f"{by_severity[s]} {s}" for s in SEVERITIES if by_severity[s]) or "none"
     return CheckOutcome(
@@ -109,6 +148,8 @@ def check_limit_alarms(rows: pa.Table, limits: TelemetryLimits, partition: pa.Ta
                   "alarms_by_satellite": {n: {s: c for s, c in counts.items() if s != "none"}
                                           for n, counts in by_satellite.items()},
                   "critical_alarm_rate_by_satellite": {n: round(r, 6) for n, r in rates.items()},
+                  "critical_alarm_rate_chance_by_satellite": {n: float(f"{c:.3g}") for n, c in chances.items()},
+                  "alarm_rate_significance": ALARM_RATE_SIGNIFICANCE,
                   "max_critical_alarm_rate": limits.max_critical_alarm_rate, "hard_limit_breaches": int(breaches.size),
                   "hard_limit_examples": hard_examples, "rows_judged_by_other_limits": stale,
                   "limits_version": limits.version, "limits_file": limits.source},

@@ -4,13 +4,14 @@ overrides by satellite, the version recorded in rows, and the vectorised evaluat
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from satlake.telemetry.checks import check_limit_alarms
+from satlake.telemetry.checks import binomial_upper_tail, check_limit_alarms
 from satlake.telemetry.limits import SEVERITIES, alarm_columns, alarm_level, hard_limit_breaches
 from satlake.telemetry.limits_file import DEFAULT_LIMITS_PATH, LimitsFileError, load_limits, parse_limits
 from satlake.telemetry.tables import MEASURES
@@ -192,9 +193,10 @@ def test_the_alarm_check_reports_by_severity_and_satellite_and_passes_on_alarms(
 
 def test_the_alarm_check_fails_on_a_critical_rate_over_the_threshold_or_a_hard_breach() -> None:
     limits = parse_limits(FLEET)
-    rows = bronze_like(["A", "A", "B"], [121, 20, 20], ["critical", None, None])
+    rows = bronze_like(["A"] * 10 + ["B"], [121] * 8 + [20] * 3, ["critical"] * 8 + [None] * 3)
     outcome = check_limit_alarms(rows, limits)
-    assert not outcome.passed and "A 50.00%" in outcome.description
+    assert not outcome.passed and "1 satellites over the critical alarm rate 0.25: A 80.00% of 10 readings" in (
+        outcome.description)  # fmt: skip
 
     below_zero = bronze_like(["A"] * 5, [-300, 20, 20, 20, 20], ["severe", None, None, None, None])
     outcome = check_limit_alarms(below_zero, limits)
@@ -204,8 +206,37 @@ def test_the_alarm_check_fails_on_a_critical_rate_over_the_threshold_or_a_hard_b
 
 def test_the_alarm_rate_is_judged_on_the_whole_days_not_the_batch_written() -> None:
     limits = parse_limits(FLEET)
-    batch = bronze_like(["A"], [121], ["critical"])
-    assert not check_limit_alarms(batch, limits).passed  # one critical reading alone is a 100 % rate
-    day = bronze_like(["A"] * 10, [121] + [20] * 9, ["critical"] + [None] * 9)
+    batch = bronze_like(["A"] * 4, [121] * 4, ["critical"] * 4)
+    assert not check_limit_alarms(batch, limits).passed  # four critical readings alone are a 100 % rate
+    day = bronze_like(["A"] * 40, [121] * 4 + [20] * 36, ["critical"] * 4 + [None] * 36)
     outcome = check_limit_alarms(batch, limits, day.select(["satellite_name", "alarm_severity"]))
-    assert outcome.passed and outcome.metadata["readings"] == 10 and outcome.metadata["rows_written"] == 1
+    assert outcome.passed and outcome.metadata["readings"] == 40 and outcome.metadata["rows_written"] == 4
+
+
+def test_a_rate_over_the_maximum_fails_only_beyond_chance() -> None:
+    """The first readings of a day are few: one injected fault among 59 is a 1.7 % rate but no evidence of a
+    rate over 1 % (it failed the demo run just after midnight). A broken sensor fails within three readings,
+    and a day-long rate well over the maximum fails."""
+    limits = parse_limits(FLEET.replace("max_critical_alarm_rate: 0.25", "max_critical_alarm_rate: 0.01"))
+    early = bronze_like(["A"] * 59, [121] + [20] * 58, ["critical"] + [None] * 58)
+    outcome = check_limit_alarms(early, limits)
+    assert outcome.passed, outcome.description
+    assert outcome.metadata["critical_alarm_rate_by_satellite"] == {"A": round(1 / 59, 6)}
+    assert outcome.metadata["critical_alarm_rate_chance_by_satellite"]["A"] == pytest.approx(1 - 0.99**59, 1e-3)
+    broken = bronze_like(["A"] * 3, [121] * 3, ["critical"] * 3)
+    assert not check_limit_alarms(broken, limits).passed
+    day = bronze_like(["A"] * 4000, [121] * 80 + [20] * 3920, ["critical"] * 80 + [None] * 3920)
+    assert "A 2.00% of 4000 readings" in check_limit_alarms(day, limits).description
+
+
+@pytest.mark.parametrize(("k", "n", "p"), [(0, 5, 0.1), (1, 1, 0.01), (2, 2, 0.01), (1, 59, 0.01), (3, 10, 0.25),
+                                           (15, 400, 0.01), (4, 400, 0.01), (50, 100, 0.5), (5, 5, 0.5)])  # fmt: skip
+def test_the_binomial_tail_is_exact(k: int, n: int, p: float) -> None:
+    exact = sum(math.comb(n, i) * Fraction(p) ** i * (1 - Fraction(p)) ** (n - i) for i in range(k, n + 1))
+    assert binomial_upper_tail(k, n, p) == pytest.approx(float(exact), rel=1e-9)
+
+
+def test_the_binomial_tail_does_not_underflow_on_large_counts() -> None:
+    assert binomial_upper_tail(1, 10**6, 0.01) == 1.0  # its first term alone underflows to 0
+    assert binomial_upper_tail(10**5, 10**5, 0.01) == 0.0
+    assert binomial_upper_tail(1100, 10**5, 0.01) == pytest.approx(0.000912, rel=1e-2)
