@@ -3,7 +3,6 @@ just-started Trino lists no node (against a local server replaying Trino's clien
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from satlake.resources.trino import (
     quote_identifier,
     quote_literal,
 )
+from tests.unit.infra.http_replay import send_json
 
 SHOW_CREATE = """CREATE TABLE lake.gold.ndvi (
    scene_id varchar
@@ -85,12 +85,7 @@ class _TrinoHandler(BaseHTTPRequestHandler):
             body["columns"] = [{"name": "_col0", "type": "bigint",
                                 "typeSignature": {"rawType": "bigint", "arguments": []}}]  # fmt: skip
             body["data"] = [[3]]
-        payload = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, body)
 
     def log_message(self, *_args: object) -> None:
         pass

@@ -1,6 +1,5 @@
 """Trino counts as healthy only once it can run a query: started, and with an active node listed."""
 
-import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -8,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from satlake.stack.health import trino_health
+from tests.unit.infra.http_replay import send_json
 
 
 class FakeTrino(BaseHTTPRequestHandler):
@@ -17,12 +17,7 @@ class FakeTrino(BaseHTTPRequestHandler):
     active_nodes = 1
 
     def _send(self, body: dict) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, body)
 
     def do_GET(self) -> None:
         if self.path == "/v1/info":
