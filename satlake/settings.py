@@ -68,6 +68,12 @@ class Settings:
     trino_host: str = "127.0.0.1"
     trino_port: int = 8080
     trino_user: str = "admin"
+    # The PostGIS serving database (stack mode): QGIS, GeoServer and tipg read the serving/* tables there.
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_user: str = "satlake"
+    postgres_password: str | None = field(default=None, repr=False)
+    postgres_database: str = "satlake"
     stack_dir: Path | None = None
     secrets_path: Path | None = None
     # The mission's telemetry limits file (None: the limits shipped with satlake).
@@ -161,6 +167,11 @@ class Settings:
             trino_host=merged.get("SATLAKE_TRINO_HOST", "127.0.0.1"),
             trino_port=integer("SATLAKE_TRINO_PORT", 8080),
             trino_user=merged.get("SATLAKE_TRINO_USER", "admin"),
+            postgres_host=merged.get("SATLAKE_POSTGRES_HOST", "127.0.0.1"),
+            postgres_port=integer("SATLAKE_POSTGRES_PORT", 5432),
+            postgres_user=merged.get("SATLAKE_POSTGRES_USER", "satlake"),
+            postgres_password=merged.get("SATLAKE_POSTGRES_PASSWORD") or None,
+            postgres_database=merged.get("SATLAKE_POSTGRES_DB", "satlake"),
             stack_dir=Path(stack_dir).expanduser().resolve() if stack_dir else None,
             secrets_path=secrets_path.expanduser().resolve(),
             telemetry_limits_path=Path(limits_path).expanduser().resolve() if limits_path else None,

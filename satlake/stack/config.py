@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from satlake.settings import Settings, SettingsError
 
-SERVERS = ("kafka", "minio", "trino")
+SERVERS = ("kafka", "minio", "trino", "postgres")
 
 
 def default_servers_cache(environ: Mapping[str, str]) -> Path:
@@ -78,6 +78,11 @@ class StackConfig:
     telemetry_topic: str
     telemetry_partitions: int
     object_events_topic: str
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_user: str = "satlake"
+    postgres_password: str | None = field(default=None, repr=False)
+    postgres_database: str = "satlake"
 
     @classmethod
     def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -105,6 +110,11 @@ class StackConfig:
             telemetry_topic=settings.telemetry_topic,
             telemetry_partitions=settings.telemetry_partitions,
             object_events_topic=settings.object_events_topic,
+            postgres_host=settings.postgres_host,
+            postgres_port=settings.postgres_port,
+            postgres_user=settings.postgres_user,
+            postgres_password=settings.postgres_password,
+            postgres_database=settings.postgres_database,
         )
 
     @property
@@ -138,7 +148,9 @@ class StackConfig:
             "kafka": {"broker": self.kafka_port, "controller": self.controller_port},
             "minio": {"s3": self.minio_port, "console": self.console_port},
             "trino": {"http": self.trino_port},
+            "postgres": {"sql": self.postgres_port},
         }[server]
 
     def host(self, server: str) -> str:
-        return {"kafka": self.kafka_host, "minio": self.minio_host, "trino": self.trino_host}[server]
+        hosts = {"kafka": self.kafka_host, "minio": self.minio_host, "trino": self.trino_host}
+        return hosts.get(server, self.postgres_host)

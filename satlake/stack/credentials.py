@@ -4,6 +4,9 @@
 - The pipeline's key (``SATLAKE_S3_ACCESS_KEY``): reads and writes the lake and landing buckets, nothing else.
 - Trino's key: reads the lake bucket and writes only the catalog's metastore prefix.
 
+Besides these, the PostGIS serving database's password (``SATLAKE_POSTGRES_PASSWORD``) is generated and kept
+in the same file.
+
 A pair given in the environment wins over the file; a missing pair is generated. Secrets never reach a log or
 the output: a key pair's repr shows its access key only.
 """
@@ -24,6 +27,7 @@ TRINO_ACCESS_KEY_VAR = "SATLAKE_TRINO_S3_ACCESS_KEY"
 TRINO_SECRET_KEY_VAR = "SATLAKE_TRINO_S3_SECRET_KEY"
 ROOT_USER_VAR = "SATLAKE_MINIO_ROOT_USER"
 ROOT_PASSWORD_VAR = "SATLAKE_MINIO_ROOT_PASSWORD"
+POSTGRES_PASSWORD_VAR = "SATLAKE_POSTGRES_PASSWORD"
 
 # Every secret value's variable: stripped from the environment the servers inherit, scanned for in logs.
 SECRET_VARS = (SECRET_KEY_VAR, TRINO_SECRET_KEY_VAR, ROOT_PASSWORD_VAR)
@@ -147,6 +151,16 @@ def ensure_credentials(settings: Settings, secrets_file: Path) -> StackCredentia
     return credentials
 
 
+def ensure_postgres_password(settings: Settings, secrets_file: Path) -> str:
+    """The serving database's password: from the environment or ``secrets_file``, else generated and stored."""
+    password = settings.postgres_password or read_secrets_file(secrets_file).get(POSTGRES_PASSWORD_VAR)
+    if password:
+        return password
+    password = secrets.token_urlsafe(24)
+    write_secret_values(secrets_file, {POSTGRES_PASSWORD_VAR: password})
+    return password
+
+
 def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` minus every credential variable: a server inherits only the one pair it is given."""
-    return {key: value for key, value in environ.items() if key not in CREDENTIAL_VARS}
+    return {key: value for key, value in environ.items() if key not in (*CREDENTIAL_VARS, POSTGRES_PASSWORD_VAR)}

@@ -37,6 +37,7 @@ def isolated_stack_environment(root: Path) -> dict[str, str]:
     """Environment for a private stack: own root, secrets and ports; the binaries cache stays shared."""
     taken: set[int] = set()
     kafka_port, minio_port, trino_port = free_port_pair(taken), free_port_pair(taken), free_port_pair(taken)
+    postgres_port = free_port_pair(taken)
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -49,6 +50,7 @@ def isolated_stack_environment(root: Path) -> dict[str, str]:
             "SATLAKE_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
             "SATLAKE_S3_ENDPOINT": f"http://127.0.0.1:{minio_port}",
             "SATLAKE_TRINO_PORT": str(trino_port),
+            "SATLAKE_POSTGRES_PORT": str(postgres_port),
         }
     )
     return environment

@@ -1,20 +1,27 @@
 """`satlake stack up | down | status`: install, start, health-check, provision and stop the native servers.
 
 Servers start in dependency order (Kafka, then MinIO which announces objects to Kafka, then Trino which reads
-MinIO) and stop in reverse. `up` is idempotent: a server already running from this stack home is only checked.
+MinIO, then PostgreSQL which serves copies of the lake) and stop in reverse. `up` is idempotent: a server
+already running from this stack home is only checked.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from satlake.settings import Settings
 from satlake.stack.config import SERVERS, StackConfig
-from satlake.stack.credentials import StackCredentials, ensure_credentials, without_credentials
+from satlake.stack.credentials import (
+    StackCredentials,
+    ensure_credentials,
+    ensure_postgres_password,
+    without_credentials,
+)
 from satlake.stack.errors import StackError
 from satlake.stack.health import kafka_health, minio_health, trino_health
 from satlake.stack.install import (
@@ -24,6 +31,7 @@ from satlake.stack.install import (
     kafka_java_home,
     trino_java_home,
 )
+from satlake.stack.postgres import install_postgres, postgres_health, prepare_postgres, provision_postgres
 from satlake.stack.process import (
     describe_port_owner,
     kill_process,
@@ -38,8 +46,11 @@ from satlake.stack.servers import Launch, markers, prepare_kafka, prepare_minio,
 
 Progress = Callable[[str], None]
 
-HEALTH_TIMEOUT_S = {"kafka": 120.0, "minio": 90.0, "trino": 300.0}
-STOP_TIMEOUT_S = {"kafka": 60.0, "minio": 30.0, "trino": 60.0}
+HEALTH_TIMEOUT_S = {"kafka": 120.0, "minio": 90.0, "trino": 300.0, "postgres": 90.0}
+STOP_TIMEOUT_S = {"kafka": 60.0, "minio": 30.0, "trino": 60.0, "postgres": 60.0}
+# PostgreSQL's SIGTERM waits for every client to disconnect; SIGINT is its fast shutdown (clients are cut off,
+# data is checkpointed).
+STOP_SIGNALS = {"postgres": signal.SIGINT}
 PROGRESS_EVERY_S = 10.0
 # Which setting moves each port, named in the error when a port is taken.
 PORT_SETTINGS = {
@@ -48,6 +59,7 @@ PORT_SETTINGS = {
     ("minio", "s3"): "SATLAKE_S3_ENDPOINT",
     ("minio", "console"): "SATLAKE_MINIO_CONSOLE_PORT",
     ("trino", "http"): "SATLAKE_TRINO_PORT",
+    ("postgres", "sql"): "SATLAKE_POSTGRES_PORT",
 }
 
 
@@ -72,9 +84,12 @@ class InstalledServers:
     minio_binary: Path | None = None
     trino_server: Path | None = None
     trino_java: Path | None = None
+    postgres_bin: Path | None = None
 
 
 def probe(config: StackConfig, server: str) -> tuple[bool, str]:
+    if server == "postgres":
+        return postgres_health(config)
     host, port = config.host(server), next(iter(config.ports(server).values()))
     return {"kafka": kafka_health, "minio": minio_health, "trino": trino_health}[server](host, port)
 
@@ -100,6 +115,8 @@ def install_servers(config: StackConfig, servers: Iterable[str], progress: Progr
     if "trino" in wanted:
         installed["trino_server"] = install_trino(config.cache, logs / "install-trino.log", progress)
         installed["trino_java"] = trino_java_home(config.cache, config.trino_java_home, progress)
+    if "postgres" in wanted:
+        installed["postgres_bin"] = install_postgres(config.cache, logs / "install-postgres.log", progress)
     return InstalledServers(**installed)
 
 
@@ -154,6 +171,9 @@ def _launch(
     if server == "kafka":
         assert installed.kafka_lib and installed.kafka_java
         return prepare_kafka(config, installed.kafka_lib, installed.kafka_java)
+    if server == "postgres":
+        assert installed.postgres_bin
+        return prepare_postgres(config, installed.postgres_bin)
     assert credentials is not None
     if server == "minio":
         assert installed.minio_binary
@@ -178,7 +198,7 @@ def _bring_up(
             progress(f"{server}: already running (pid {pid}), healthy: {detail}")
             return
         progress(f"{server}: restarting (pid {pid}): {reason}")
-        stop_process(pid, STOP_TIMEOUT_S[server])
+        stop_process(pid, STOP_TIMEOUT_S[server], STOP_SIGNALS.get(server, signal.SIGTERM))
         config.pid_file(server).unlink(missing_ok=True)
         _wait_until_ports_released(config, server)
     _check_ports_free(config, server)
@@ -209,6 +229,9 @@ def _provision(config: StackConfig, server: str, credentials: StackCredentials |
             f"announced on {config.object_events_topic}; the pipeline's key {credentials.pipeline.access_key} may "
             f"use only these buckets, Trino's key {credentials.trino.access_key} only reads {config.lake_bucket}"
         )
+    elif server == "postgres":
+        database = provision_postgres(config)
+        progress(f"postgres: database {database} ready with PostGIS (user {config.postgres_user})")
 
 
 def stack_up(settings: Settings, servers: Iterable[str] = SERVERS, progress: Progress = print) -> None:
@@ -224,13 +247,17 @@ def stack_up(settings: Settings, servers: Iterable[str] = SERVERS, progress: Pro
     credentials = None
     if {"minio", "trino"} & set(wanted):
         credentials = ensure_credentials(settings, config.secrets_file)
+    if "postgres" in wanted:
+        config = replace(config, postgres_password=ensure_postgres_password(settings, config.secrets_file))
     for server in wanted:
         _bring_up(config, server, installed, credentials, progress)
         _provision(config, server, credentials, progress)
     progress(
         f"stack up in {time.monotonic() - started:.0f}s: kafka {config.kafka_bootstrap}, "
         f"minio {config.s3_endpoint} (console http://{config.minio_host}:{config.console_port}), "
-        f"trino http://{config.trino_host}:{config.trino_port}; credentials in {config.secrets_file}, "
+        f"trino http://{config.trino_host}:{config.trino_port}, "
+        f"postgres postgresql://{config.postgres_user}@{config.postgres_host}:{config.postgres_port}/"
+        f"{config.postgres_database}; credentials in {config.secrets_file}, "
         f"logs in {config.logs_dir}"
     )
 
@@ -251,7 +278,8 @@ def stop_server(settings: Settings, server: str, progress: Progress = print, *, 
         kill_process(pid)
         how = "killed (SIGKILL)"
     else:
-        how = "killed after timeout" if stop_process(pid, STOP_TIMEOUT_S[name]) else "stopped"
+        killed = stop_process(pid, STOP_TIMEOUT_S[name], STOP_SIGNALS.get(name, signal.SIGTERM))
+        how = "killed after timeout" if killed else "stopped"
     config.pid_file(name).unlink(missing_ok=True)
     _wait_until_ports_released(config, name)
     progress(f"{name}: {how} (pid {pid})")
@@ -270,7 +298,7 @@ def _wait_until_ports_released(config: StackConfig, server: str, timeout_s: floa
 
 
 def stack_down(settings: Settings, progress: Progress = print) -> None:
-    """Stop every server started from this stack home (Trino, MinIO, then Kafka); data is kept."""
+    """Stop every server started from this stack home (PostgreSQL, Trino, MinIO, then Kafka); data is kept."""
     for server in reversed(SERVERS):
         stop_server(settings, server, progress)
 
@@ -297,9 +325,9 @@ def stack_status(settings: Settings) -> list[ServerStatus]:
 
 def format_status_table(statuses: list[ServerStatus]) -> str:
     """`satlake stack status` as a fixed-width table, one server per line."""
-    lines = [f"{'server':<7} {'state':<8} {'pid':>8} {'port':>6}  detail"]
+    lines = [f"{'server':<8} {'state':<8} {'pid':>8} {'port':>6}  detail"]
     for status in statuses:
         state = "healthy" if status.healthy else ("running" if status.running else "stopped")
         pid = status.pid if status.pid is not None else "-"
-        lines.append(f"{status.name:<7} {state:<8} {pid!s:>8} {status.port!s:>6}  {status.detail}")
+        lines.append(f"{status.name:<8} {state:<8} {pid!s:>8} {status.port!s:>6}  {status.detail}")
     return "\n".join(lines)

@@ -172,9 +172,10 @@ def start_detached(
     return process.pid
 
 
-def stop_process(pid: int, timeout_s: float) -> bool:
-    """SIGTERM the process's group, wait up to ``timeout_s``, then SIGKILL; True if it had to be killed."""
-    _signal_group(pid, signal.SIGTERM)
+def stop_process(pid: int, timeout_s: float, stop_signal: signal.Signals = signal.SIGTERM) -> bool:
+    """Signal the process's group (SIGTERM unless told), wait up to ``timeout_s``, then SIGKILL; True if it had
+    to be killed."""
+    _signal_group(pid, stop_signal)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not process_alive(pid):

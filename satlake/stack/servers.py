@@ -78,6 +78,8 @@ def markers(config: StackConfig) -> dict[str, str]:
         "kafka": str(kafka_paths(config)[2]),
         "minio": str(minio_paths(config)[0]),
         "trino": str(trino_paths(config)[0]),
+        # PostgreSQL's data directory (satlake.stack.postgres.postgres_paths), on the postmaster's command line.
+        "postgres": str(config.server_dir("postgres") / "data"),
     }
 
 
