@@ -1,0 +1,208 @@
+"""Map tiles, TileJSON, WMTS, previews and statistics of every catalogued item's COGs, served by titiler.
+
+The endpoints are titiler's own (``MultiBaseTilerFactory`` over rio-tiler's ``STACReader``); satlake supplies
+only the item (from its catalog, through the caller's ``get_item``), the GDAL options reaching the object store,
+named renderings (``tiles_renders``), the refusal to place another body's pixels on Earth, and 400s for bad input.
+Annotations stay evaluated (no ``from __future__ import annotations``): FastAPI reads the closures' dependencies.
+"""
+
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import pystac
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from rio_tiler.errors import (
+    AssetAsBandError,
+    InvalidAssetName,
+    InvalidBandName,
+    InvalidExpression,
+    InvalidFormat,
+    MissingAssets,
+    MissingBands,
+    TileOutsideBounds,
+)
+from rio_tiler.io import STACReader
+from titiler.core.factory import MultiBaseTilerFactory
+from titiler.extensions import wmtsExtension
+
+from satlake.catalog.items import EARTH, item_body
+from satlake.serving.tiles_renders import (
+    PRESET_QUERY_DEPENDENCIES,
+    AllAssetsParams,
+    TileRequestError,
+    item_renders,
+    render_dependencies,
+)
+from satlake.settings import Mode, Settings
+
+ITEM_PREFIX = "/collections/{collection_id}/items/{item_id}"
+
+GetItem = Callable[[Request, str, str], dict[str, Any]]
+
+# Endpoints that place pixels on an Earth tile matrix set or take Earth coordinates; an item of another body is
+# refused there. Its /info, /assets, /statistics and /preview (in its own CRS) still answer.
+EARTH_ONLY_PATHS = (
+    "/tiles",
+    "/tiles/{tileMatrixSetId}",
+    "/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
+    "/tiles/{tileMatrixSetId}/{z}/{x}/{y}.{format}",
+    "/{tileMatrixSetId}/tilejson.json",
+    "/WMTSCapabilities.xml",
+    "/info.geojson",
+    "/point/{lon},{lat}",
+    "/bbox/{minx},{miny},{maxx},{maxy}.{format}",
+    "/bbox/{minx},{miny},{maxx},{maxy}/{width}x{height}.{format}",
+    "/feature",
+    "/feature.{format}",
+    "/feature/{width}x{height}.{format}",
+)
+
+# rio-tiler's errors that a request's own parameters cause, and the parameter each names: answered with a 400.
+BAD_REQUEST_ERRORS: dict[type[Exception], str] = {
+    InvalidExpression: "expression",
+    InvalidFormat: "format",
+    AssetAsBandError: "assets",
+    InvalidAssetName: "assets",
+    InvalidBandName: "assets",
+    MissingAssets: "assets",
+    MissingBands: "assets",
+}
+
+
+def gdal_environment(settings: Settings) -> dict[str, str]:
+    """GDAL options for reading the assets: none beyond the defaults for local files (embedded); MinIO's endpoint,
+    path-style addressing, plain HTTP when the endpoint is, and credentials for ``s3://`` hrefs (stack)."""
+    options = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+    if settings.mode is not Mode.STACK:
+        return options
+    access_key, secret_key = settings.require_s3_credentials()
+    endpoint = urlsplit(settings.s3_endpoint)
+    return options | {
+        "AWS_S3_ENDPOINT": endpoint.netloc,
+        "AWS_HTTPS": "YES" if endpoint.scheme == "https" else "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+        "AWS_REGION": settings.s3_region,
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+    }
+
+
+class CatalogItemReader(STACReader):
+    """rio-tiler's STACReader over an item dict the catalog already returned (its ``input``; no fetch by URL)."""
+
+    def __attrs_post_init__(self) -> None:
+        self.item = pystac.Item.from_dict(self.input, preserve_dict=True)  # type: ignore[arg-type]
+        super().__attrs_post_init__()
+
+
+def _error_response(status: int, parameter: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"code": "BadRequest", "parameter": parameter, "detail": message})
+
+
+class TileErrorRoute(APIRoute):
+    """A route answering bad input with a 400 JSON body that names the parameter, instead of titiler's 422 or a
+    500 from rio-tiler, whatever application mounts the router."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                first = error.errors()[0] if error.errors() else {}
+                location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body")]
+                parameter = ".".join(location) or "request"
+                return _error_response(400, parameter, f"{parameter}: {first.get('msg', 'invalid value')}")
+            except TileRequestError as error:
+                return _error_response(400, error.parameter, str(error))
+            except tuple(BAD_REQUEST_ERRORS) as error:
+                parameter = next(name for kind, name in BAD_REQUEST_ERRORS.items() if isinstance(error, kind))
+                return _error_response(400, parameter, f"{parameter}: {error}")
+            except TileOutsideBounds as error:
+                return JSONResponse(status_code=404, content={"code": "TileOutsideBounds", "detail": str(error)})
+
+        return handle
+
+
+def _earth_only(item_dependency: Callable[..., dict[str, Any]]) -> Callable[..., None]:
+    def require_earth(item: Annotated[dict[str, Any], Depends(item_dependency)]) -> None:
+        body = item_body(item)
+        if body != EARTH:
+            code = item.get("properties", {}).get("proj:code") or "its own CRS"
+            raise TileRequestError(
+                "tileMatrixSetId",
+                f"item {item.get('id')!r} images {body} ({code}); its pixels are not placed on Earth's tile matrix "
+                "sets or coordinates. Use its /preview, /info or /statistics instead.",
+            )
+
+    return require_earth
+
+
+def tiles_router(get_item: GetItem, settings: Settings | None = None) -> APIRouter:
+    """titiler's item endpoints under ``/collections/{collection_id}/items/{item_id}``: ``/tiles/{tms}/{z}/{x}/{y}``
+    (``.png``, ``.npy``, ...), ``/{tms}/tilejson.json``, ``/WMTSCapabilities.xml``, ``/tiles``, ``/preview``,
+    ``/info``, ``/assets``, ``/statistics``, ``/point``, ``/bbox``, ``/feature``, ``/renders``.
+
+    ``get_item(request, collection_id, item_id)`` returns the full STAC item dict or raises an HTTPException
+    (401/403/404), which reaches the client unchanged. ``settings`` picks the GDAL options for the assets' store
+    (default: from the environment). Every image endpoint takes ``render=truecolor|ndvi`` besides titiler's own
+    parameters; with neither, the item's first rendering is drawn.
+    """
+    env = gdal_environment(settings or Settings.from_env())
+
+    def item_dependency(request: Request, collection_id: str, item_id: str) -> dict[str, Any]:
+        return get_item(request, collection_id, item_id)
+
+    renders = render_dependencies(item_dependency, env)
+
+    def environment() -> dict[str, str]:
+        return env
+
+    def item_render_queries(reader: CatalogItemReader) -> dict[str, dict[str, Any]]:
+        return {name: preset.query() for name, preset in item_renders(reader.input).items()}
+
+    factory = MultiBaseTilerFactory(
+        reader=CatalogItemReader,
+        router=APIRouter(route_class=TileErrorRoute),
+        router_prefix=ITEM_PREFIX,
+        path_dependency=item_dependency,
+        layer_dependency=renders.layers,  # type: ignore[arg-type]
+        assets_dependency=AllAssetsParams,
+        render_dependency=renders.rendering,  # type: ignore[arg-type]
+        colormap_dependency=renders.colormap,
+        environment_dependency=environment,
+        get_renders=item_render_queries,  # type: ignore[arg-type]
+        add_viewer=False,  # titiler's viewer loads its map library from a CDN; satlake's /map ships its own
+        extensions=[wmtsExtension(tile_dependencies=PRESET_QUERY_DEPENDENCIES)],
+    )
+    require_earth = _earth_only(item_dependency)
+    factory.add_route_dependencies(
+        scopes=[{"path": path, "method": method} for path in EARTH_ONLY_PATHS for method in ("GET", "POST")],
+        dependencies=[Depends(require_earth)],
+    )
+    _add_renders_route(factory.router, item_dependency, env)
+    router = APIRouter()
+    router.include_router(factory.router, prefix=ITEM_PREFIX, tags=["Tiles"])
+    return router
+
+
+def _add_renders_route(
+    router: APIRouter, item_dependency: Callable[..., dict[str, Any]], env: Mapping[str, str]
+) -> None:
+    import rasterio
+
+    @router.get("/renders", summary="The item's named renderings and the titiler parameters each stands for.")
+    def renders(item: Annotated[dict[str, Any], Depends(item_dependency)]) -> dict[str, Any]:
+        with rasterio.Env(**env):
+            presets = item_renders(item)
+        return {
+            "renders": {
+                name: {"title": preset.title, "params": preset.query(), "query": f"render={name}"}
+                for name, preset in presets.items()
+            }
+        }

@@ -1,0 +1,259 @@
+"""Named renderings of a catalogued item (true colour, NDVI) and the request dependencies that apply them.
+
+A rendering is a preset of titiler's own query parameters (assets, expression, rescale, colormap), derived from
+the item's assets, so ``?render=truecolor`` and the explicit parameters it stands for give the same image.
+
+Dependencies are built in a closure over the item dependency, so this module keeps its annotations evaluated
+(no ``from __future__ import annotations``): FastAPI resolves them at route creation.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any
+
+import numpy as np
+import rasterio
+from fastapi import Depends, Query
+from pydantic import AfterValidator
+from rio_tiler.colormap import cmap as colormaps
+from rio_tiler.io import Reader
+from rio_tiler.types import ColorMapType
+from titiler.core.dependencies import (
+    AssetsExprParams,
+    AssetsParams,
+    ColorMapParams,
+    DatasetParams,
+    ImageRenderingParams,
+    _parse_asset,
+)
+
+# Percentiles of the data that a true-colour stretch spans: drops the darkest and brightest 2 % (haze, glint).
+STRETCH_PERCENTILES = (2.0, 98.0)
+# Side of the decimated read the percentiles come from (served from the COG's overviews).
+STRETCH_SAMPLE_SIZE = 256
+NDVI_RANGE = (-1.0, 1.0)
+NDVI_COLORMAP = "rdylgn"
+TRUE_COLOR_BANDS = ("red", "green", "blue")
+
+
+class RenderError(ValueError):
+    """An item has no asset a rendering needs, or an asset cannot be read to scale it."""
+
+
+class TileRequestError(ValueError):
+    """A tile request's parameter is wrong; answered as a 400 whose JSON body names ``parameter``."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+@dataclass(frozen=True)
+class RenderPreset:
+    """One rendering of an item, as the titiler query parameters it stands for."""
+
+    name: str
+    title: str
+    assets: tuple[str, ...]
+    expression: str | None = None
+    rescale: tuple[tuple[float, float], ...] = ()
+    colormap_name: str | None = None
+
+    def query(self) -> dict[str, Any]:
+        """The preset as titiler query parameters (what a TileJSON's ``raster_layers`` and WMTS layers carry)."""
+        params: dict[str, Any] = {"assets": list(self.assets)}
+        if self.expression:
+            params["expression"] = self.expression
+        if self.rescale:
+            params["rescale"] = [f"{low:g},{high:g}" for low, high in self.rescale]
+        if self.colormap_name:
+            params["colormap_name"] = self.colormap_name
+        return params
+
+
+def _asset_by_common_name(item: Mapping[str, Any], name: str) -> str | None:
+    """The key of the item's asset holding band ``name`` (its key, or its band's ``eo:common_name``)."""
+    assets: Mapping[str, Any] = item.get("assets", {})
+    if name in assets and "data" in assets[name].get("roles", ["data"]):
+        return name
+    for key, asset in assets.items():
+        bands = asset.get("bands") or asset.get("eo:bands") or []
+        if len(bands) == 1 and (bands[0].get("eo:common_name") or bands[0].get("common_name")) == name:
+            return key
+    return None
+
+
+def _ndvi_asset(item: Mapping[str, Any]) -> str | None:
+    for key, asset in item.get("assets", {}).items():
+        if key == "ndvi" or "ndvi" in asset.get("roles", []):
+            return key
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _data_percentiles(href: str, checksum: str | None) -> tuple[float, float]:
+    """Low and high stretch percentiles of a one-band raster, read decimated (the checksum keys the cache, so
+    a rewritten object is read again)."""
+    del checksum
+    with Reader(href) as source:
+        image = source.preview(max_size=STRETCH_SAMPLE_SIZE, indexes=1)
+    valid = image.array.compressed()
+    if valid.size == 0:
+        raise RenderError(f"asset {href} has no valid pixel to scale a rendering on")
+    low, high = np.percentile(valid, STRETCH_PERCENTILES)
+    return float(low), float(high)
+
+
+def _band_range(asset: Mapping[str, Any]) -> tuple[float, float]:
+    """The stretch of one asset: its catalogued band statistics when it has them, else its data's percentiles."""
+    bands = asset.get("bands") or asset.get("raster:bands") or []
+    statistics = bands[0].get("statistics", {}) if len(bands) == 1 else {}
+    if {"minimum", "maximum"} <= statistics.keys():
+        return float(statistics["minimum"]), float(statistics["maximum"])
+    return _data_percentiles(asset["href"], asset.get("file:checksum"))
+
+
+def item_renders(item: Mapping[str, Any]) -> dict[str, RenderPreset]:
+    """The renderings an item offers: ``truecolor`` (red, green, blue, one shared stretch so the colour balance
+    holds) and ``ndvi`` (its NDVI product, else (nir - red) / (nir + red)), over -1..1 on a red-yellow-green
+    colormap. Reads asset data (decimated) when the item carries no band statistics: call inside the GDAL
+    environment of the assets."""
+    renders: dict[str, RenderPreset] = {}
+    rgb = [_asset_by_common_name(item, band) for band in TRUE_COLOR_BANDS]
+    if all(rgb):
+        ranges = [_band_range(item["assets"][key]) for key in rgb if key]
+        shared = (min(low for low, _ in ranges), max(high for _, high in ranges))
+        renders["truecolor"] = RenderPreset(
+            name="truecolor",
+            title="True colour (red, green, blue)",
+            assets=tuple(key for key in rgb if key),
+            rescale=(shared, shared, shared),
+        )
+    ndvi = _ndvi_asset(item)
+    nir, red = _asset_by_common_name(item, "nir"), _asset_by_common_name(item, "red")
+    if ndvi or (nir and red):
+        renders["ndvi"] = RenderPreset(
+            name="ndvi",
+            title="NDVI",
+            assets=(ndvi,) if ndvi else (nir or "", red or ""),
+            expression=None if ndvi else "(b1-b2)/(b1+b2)",
+            rescale=(NDVI_RANGE,),
+            colormap_name=NDVI_COLORMAP,
+        )
+    return renders
+
+
+def _optional_assets(values: list[str] | None) -> list[Any] | None:
+    return _parse_asset(values) if values else None
+
+
+OptionalAssets = Annotated[
+    list[str] | None,
+    AfterValidator(_optional_assets),
+    Query(title="Asset names", description="Assets to read (e.g. `red`, or `red|bidx=1`); see also `render`."),
+]
+
+
+@dataclass
+class OptionalAssetsExprParams(AssetsExprParams):
+    """titiler's assets/expression parameters, with ``assets`` optional (a rendering may name them instead)."""
+
+    assets: OptionalAssets = None
+
+
+@dataclass
+class AllAssetsParams(AssetsParams):
+    """titiler's ``assets`` parameter for ``/info`` and ``/asset_statistics``: every asset when none is named."""
+
+    assets: OptionalAssets = None
+
+    def __post_init__(self) -> None:
+        if not self.assets:
+            self.assets = [":all:"]
+
+
+@dataclass(frozen=True)
+class ResolvedLayers:
+    """What a request reads: titiler's layer parameters, and the rendering they came from (if any)."""
+
+    layers: AssetsExprParams
+    preset: RenderPreset | None
+
+
+@dataclass(frozen=True)
+class RenderDependencies:
+    """The dependencies a titiler factory takes so that ``render=`` selects a preset."""
+
+    layers: Callable[..., AssetsExprParams]
+    rendering: Callable[..., ImageRenderingParams]
+    colormap: Callable[..., ColorMapType | None]
+
+
+def render_dependencies(
+    item_dependency: Callable[..., dict[str, Any]], gdal_env: Mapping[str, str]
+) -> RenderDependencies:
+    """Dependencies resolving ``render`` against the requested item: explicit ``assets``/``expression`` win
+    (then no preset applies); ``render`` names a preset; with neither, the item's first rendering is used.
+    Explicit ``rescale`` and ``colormap_name`` always override a preset's."""
+
+    def resolve(
+        item: Annotated[dict[str, Any], Depends(item_dependency)],
+        given: Annotated[OptionalAssetsExprParams, Depends()],
+        render: Annotated[
+            str | None,
+            Query(description="A named rendering of the item: `truecolor` or `ndvi` (see `/renders`)."),
+        ] = None,
+    ) -> ResolvedLayers:
+        explicit = bool(given.assets or given.expression)
+        if render is not None and explicit:
+            raise TileRequestError("render", "give either render or assets/expression, not both")
+        if explicit and not given.assets:
+            raise TileRequestError("assets", "an expression needs the assets it reads (assets=nir&assets=red)")
+        if explicit:
+            return ResolvedLayers(layers=given, preset=None)
+        try:
+            with rasterio.Env(**gdal_env):
+                presets = item_renders(item)
+        except RenderError as error:
+            raise TileRequestError("render", str(error)) from error
+        if render is None and not presets:
+            raise TileRequestError("assets", f"item {item.get('id')!r} has no default rendering: name its assets")
+        name = render if render is not None else next(iter(presets))
+        if name not in presets:
+            raise TileRequestError(
+                "render", f"{name!r} is not a rendering of item {item.get('id')!r}; use one of {sorted(presets)}"
+            )
+        preset = presets[name]
+        layers = AssetsExprParams(assets=list(preset.assets), expression=preset.expression)
+        return ResolvedLayers(layers=layers, preset=preset)
+
+    def layers(resolved: Annotated[ResolvedLayers, Depends(resolve)]) -> AssetsExprParams:
+        return resolved.layers
+
+    def rendering(
+        resolved: Annotated[ResolvedLayers, Depends(resolve)],
+        given: Annotated[ImageRenderingParams, Depends()],
+    ) -> ImageRenderingParams:
+        if resolved.preset is not None and given.rescale is None and resolved.preset.rescale:
+            given.rescale = [tuple(pair) for pair in resolved.preset.rescale]  # type: ignore[assignment]
+        return given
+
+    def colormap(
+        resolved: Annotated[ResolvedLayers, Depends(resolve)],
+        given: Annotated[ColorMapType | None, Depends(ColorMapParams)],
+    ) -> ColorMapType | None:
+        if given is None and resolved.preset is not None and resolved.preset.colormap_name:
+            return colormaps.get(resolved.preset.colormap_name)
+        return given
+
+    return RenderDependencies(layers=layers, rendering=rendering, colormap=colormap)
+
+
+# What a WMTS layer's query string is checked against: titiler's own parameters, which every preset's query() uses.
+PRESET_QUERY_DEPENDENCIES: list[Callable[..., Any]] = [
+    AssetsExprParams,
+    DatasetParams,
+    ImageRenderingParams,
+    ColorMapParams,
+]
