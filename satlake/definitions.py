@@ -8,6 +8,7 @@ import dagster as dg
 from satlake.automation import automation_condition_sensor
 from satlake.resources import build_resources
 from satlake.scenes.definitions import scene_definitions
+from satlake.serving.definitions import serving_definitions
 from satlake.settings import Settings
 from satlake.telemetry.assets import bronze_telemetry, raw_telemetry_events
 from satlake.telemetry.curated import build_curated_assets, build_dbt_resource
@@ -31,7 +32,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         resources={**resources.as_dagster_resources(), "dbt": build_dbt_resource(settings)},
     )
     automation = dg.Definitions(sensors=[automation_condition_sensor(settings)])
-    return dg.Definitions.merge(telemetry, scene_definitions(settings), automation)
+    return dg.Definitions.merge(telemetry, scene_definitions(settings), serving_definitions(settings), automation)
 
 
 defs = build_definitions()
