@@ -1,0 +1,63 @@
+"""The ``satlake serve`` command: the access layer (STAC API, tiles, map page) in the foreground with uvicorn,
+stopped by Ctrl-C.
+
+``add_serving_commands(subparsers)`` registers it on the top-level subparsers (entry point ``satlake.cli``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from satlake.cli_support import CliError, settings_from_args
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def ready_line(host: str, port: int) -> str:
+    """The line ``satlake serve`` prints once it listens."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"satlake API ready at http://{shown}:{port} (STAC at /, map at /map)"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from satlake.serving.server import build_app
+
+    if not 0 < args.port < 65536:
+        raise CliError(f"--port {args.port} is not a TCP port (1-65535)")
+    settings = settings_from_args(args)
+    try:
+        app = build_app(settings, host=args.host)
+    except ValueError as error:
+        raise CliError(str(error)) from error
+
+    line = ready_line(args.host, args.port)
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+            await super().startup(sockets=sockets)
+            if self.started:
+                print(line, flush=True)
+
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug"
+    )
+    # uvicorn handles Ctrl-C (SIGINT) and SIGTERM itself: it stops accepting, finishes requests and returns.
+    server = AnnouncingServer(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve the STAC API, tiles and the map page of the lakehouse (foreground; Ctrl-C stops)",
+        description="Serve the catalog as a STAC API 1.0 at /, with tiles and a map page at /map.",
+    )
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    serve.add_argument("--stack", action="store_true", help="serve the stack's lakehouse (SATLAKE_MODE=stack)")
+    serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=cmd_serve)

@@ -1,0 +1,143 @@
+"""The whole access-layer service of ``satlake serve``: the STAC API, its access control and error replies, and
+the place where the tiles and map routers join it.
+
+``get_item(request, collection_id, item_id)`` gives routers beside the STAC API (tiles) the full STAC item of the
+catalog, after the same access check as the API's own item route.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from stac_fastapi.types.errors import NotFoundError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from satlake.resources import build_resources
+from satlake.serving.access import (
+    AccessDenied,
+    AccessPolicy,
+    access_policy,
+    denial_response,
+    is_open_path,
+    request_api_key,
+)
+from satlake.serving.catalog_backend import CatalogBackend, DuckDbCatalog
+from satlake.serving.paging import PageTokens, load_or_create_secret
+from satlake.serving.stac_app import MAP_PATH, SatlakeCoreClient, build_stac_api
+from satlake.serving.stac_search import BadParameter
+from satlake.settings import Settings
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+SERVING_DIR_NAME = "serving"
+logger = logging.getLogger(__name__)
+
+
+def _bad_request(parameter: str, description: str) -> JSONResponse:
+    return JSONResponse({"code": "BadRequest", "parameter": parameter, "description": description}, status_code=400)
+
+
+def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's request validation, as satlake's 400: the first wrong parameter named, with the reason."""
+    problems = error.errors() if isinstance(error, RequestValidationError) else []
+    first = problems[0] if problems else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("query", "body", "path")]
+    parameter = location[0] if location else "body"
+    return _bad_request(parameter, f"{parameter}: {first.get('msg', 'invalid value')}")
+
+
+def _error_handlers() -> dict[Any, Callable[[Request, Any], Awaitable[Response] | Response]]:
+    def bad_parameter(request: Request, error: BadParameter) -> JSONResponse:
+        return _bad_request(error.parameter, str(error))
+
+    def denied(request: Request, error: AccessDenied) -> JSONResponse:
+        return denial_response(error)
+
+    def not_found(request: Request, error: NotFoundError) -> JSONResponse:
+        return JSONResponse({"code": "NotFound", "description": str(error)}, status_code=404)
+
+    def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound"}.get(error.status_code)
+        return JSONResponse(
+            {"code": code or "HTTPError", "description": str(error.detail)},
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    return {
+        BadParameter: bad_parameter,
+        AccessDenied: denied,
+        NotFoundError: not_found,
+        RequestValidationError: _validation_error,
+        StarletteHTTPException: http_error,
+    }
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
+def install_access_control(app: FastAPI, policy: AccessPolicy) -> None:
+    """Attach each request's principal (``request.state.principal``); refuse bad keys, and requests past the open
+    paths from principals that may read no collection, before any route runs."""
+
+    @app.middleware("http")
+    async def access_control(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        try:
+            principal = policy.principal(request_api_key(request))
+        except AccessDenied as error:
+            return denial_response(error)
+        request.state.principal = principal
+        path = request.url.path
+        if path == "/" and request.method == "GET" and _wants_html(request):
+            return RedirectResponse(MAP_PATH, status_code=303)
+        if principal.reads_nothing and not is_open_path(path):
+            return denial_response(principal.denial(f"{path}"))
+        return await call_next(request)
+
+
+def get_item(request: Request, collection_id: str, item_id: str) -> dict[str, Any]:
+    """The full STAC item ``item_id`` of ``collection_id`` for routers beside the API (tiles); raises
+    HTTPException 400 (bad id), 401/403 (access) or 404 (no such item)."""
+    client: SatlakeCoreClient = request.app.state.stac_client
+    try:
+        return client.get_item(item_id, collection_id, request=request)
+    except AccessDenied as error:
+        raise HTTPException(status_code=error.status_code, detail=str(error)) from None
+    except BadParameter as error:
+        raise HTTPException(status_code=400, detail=str(error)) from None
+    except NotFoundError as error:
+        raise HTTPException(status_code=404, detail=str(error)) from None
+
+
+def build_app(
+    settings: Settings,
+    host: str = DEFAULT_HOST,
+    *,
+    backend: CatalogBackend | None = None,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The service of ``satlake serve`` for ``settings``, bound to ``host`` (which sets the anonymous default).
+
+    ``routers`` join the app after the STAC API (the tiles router, ``tiles_router(get_item)``, and the map
+    router, ``map_router()``), behind the same access control.
+    """
+    if backend is None:
+        backend = DuckDbCatalog(build_resources(settings).lakehouse)
+    tokens = PageTokens(load_or_create_secret(settings.root / SERVING_DIR_NAME))
+    stac_api = build_stac_api(backend, tokens)
+    app = stac_api.app
+    app.state.stac_client = stac_api.client
+    app.state.settings = settings
+    for router in routers:
+        app.include_router(router)
+    for error_type, handler in _error_handlers().items():
+        app.add_exception_handler(error_type, handler)  # type: ignore[arg-type]
+    install_access_control(app, access_policy(settings, host))
+    return app
