@@ -178,7 +178,12 @@ def tiles_router(get_item: GetItem, settings: Settings | None = None) -> APIRout
         environment_dependency=environment,
         get_renders=item_render_queries,  # type: ignore[arg-type]
         add_viewer=False,  # titiler's viewer loads its map library from a CDN; satlake's /map ships its own
-        extensions=[wmtsExtension(tile_dependencies=PRESET_QUERY_DEPENDENCIES)],
+        extensions=[
+            wmtsExtension(
+                tile_dependencies=PRESET_QUERY_DEPENDENCIES,
+                layer_identifier_provider=lambda item: f"{item.get('collection')}_{item.get('id')}",
+            )
+        ],
     )
     require_earth = _earth_only(item_dependency)
     factory.add_route_dependencies(
