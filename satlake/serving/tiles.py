@@ -150,8 +150,8 @@ def tiles_router(get_item: GetItem, settings: Settings | None = None) -> APIRout
 
     ``get_item(request, collection_id, item_id)`` returns the full STAC item dict or raises an HTTPException
     (401/403/404), which reaches the client unchanged. ``settings`` picks the GDAL options for the assets' store
-    (default: from the environment). Every image endpoint takes ``render=truecolor|ndvi`` besides titiler's own
-    parameters; with neither, the item's first rendering is drawn.
+    (default: from the environment). Every image endpoint takes ``render=truecolor|grayscale|ndvi`` besides
+    titiler's own parameters (``/renders`` lists an item's); with neither, the item's first rendering is drawn.
     """
     env = gdal_environment(settings or Settings.from_env())
 
@@ -172,6 +172,7 @@ def tiles_router(get_item: GetItem, settings: Settings | None = None) -> APIRout
         router_prefix=ITEM_PREFIX,
         path_dependency=item_dependency,
         layer_dependency=renders.layers,  # type: ignore[arg-type]
+        dataset_dependency=renders.dataset,  # type: ignore[arg-type]
         assets_dependency=AllAssetsParams,
         render_dependency=renders.rendering,  # type: ignore[arg-type]
         colormap_dependency=renders.colormap,

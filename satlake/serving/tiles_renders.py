@@ -59,6 +59,7 @@ class RenderPreset:
     expression: str | None = None
     rescale: tuple[tuple[float, float], ...] = ()
     colormap_name: str | None = None
+    nodata: float | None = None
 
     def query(self) -> dict[str, Any]:
         """The preset as titiler query parameters (what a TileJSON's ``raster_layers`` and WMTS layers carry)."""
@@ -69,77 +70,118 @@ class RenderPreset:
             params["rescale"] = [f"{low:g},{high:g}" for low, high in self.rescale]
         if self.colormap_name:
             params["colormap_name"] = self.colormap_name
+        if self.nodata is not None:
+            params["nodata"] = f"{self.nodata:g}"
         return params
 
 
+@dataclass(frozen=True)
+class AssetStretch:
+    """How one single-band asset is drawn: the range its values are stretched over, and the value that is fill
+    when the file declares no nodata (0 in unsigned data, as Landsat Level-1 writes it), else None."""
+
+    low: float
+    high: float
+    fill: float | None
+
+
+def _is_raster(asset: Mapping[str, Any]) -> bool:
+    return str(asset.get("type", "")).startswith("image/tiff") and "data" in asset.get("roles", ["data"])
+
+
 def _asset_by_common_name(item: Mapping[str, Any], name: str) -> str | None:
-    """The key of the item's asset holding band ``name`` (its key, or its band's ``eo:common_name``)."""
+    """The key of the item's raster asset holding band ``name`` (its key, or its band's ``eo:common_name``)."""
     assets: Mapping[str, Any] = item.get("assets", {})
-    if name in assets and "data" in assets[name].get("roles", ["data"]):
+    if name in assets and _is_raster(assets[name]):
         return name
     for key, asset in assets.items():
         bands = asset.get("bands") or asset.get("eo:bands") or []
-        if len(bands) == 1 and (bands[0].get("eo:common_name") or bands[0].get("common_name")) == name:
+        if _is_raster(asset) and len(bands) == 1 and (bands[0].get("eo:common_name") or bands[0].get("name")) == name:
             return key
     return None
 
 
 def _ndvi_asset(item: Mapping[str, Any]) -> str | None:
     for key, asset in item.get("assets", {}).items():
-        if key == "ndvi" or "ndvi" in asset.get("roles", []):
+        if _is_raster(asset) and (key == "ndvi" or "ndvi" in asset.get("roles", [])):
             return key
     return None
 
 
 @lru_cache(maxsize=4096)
-def _data_percentiles(href: str, checksum: str | None) -> tuple[float, float]:
-    """Low and high stretch percentiles of a one-band raster, read decimated (the checksum keys the cache, so
-    a rewritten object is read again)."""
+def _data_stretch(href: str, checksum: str | None) -> AssetStretch:
+    """Stretch percentiles of a one-band raster, read decimated (from its overviews). The checksum only keys the
+    cache, so a rewritten object is read again."""
     del checksum
     with Reader(href) as source:
-        image = source.preview(max_size=STRETCH_SAMPLE_SIZE, indexes=1)
+        dataset = source.dataset
+        unsigned = np.dtype(dataset.dtypes[0]).kind == "u"
+        fill = 0.0 if dataset.nodata is None and unsigned else None
+        image = source.preview(max_size=STRETCH_SAMPLE_SIZE, indexes=1, nodata=fill)
     valid = image.array.compressed()
     if valid.size == 0:
         raise RenderError(f"asset {href} has no valid pixel to scale a rendering on")
     low, high = np.percentile(valid, STRETCH_PERCENTILES)
-    return float(low), float(high)
+    return AssetStretch(low=float(low), high=float(high), fill=fill)
 
 
-def _band_range(asset: Mapping[str, Any]) -> tuple[float, float]:
+def _asset_stretch(asset: Mapping[str, Any]) -> AssetStretch:
     """The stretch of one asset: its catalogued band statistics when it has them, else its data's percentiles."""
     bands = asset.get("bands") or asset.get("raster:bands") or []
     statistics = bands[0].get("statistics", {}) if len(bands) == 1 else {}
     if {"minimum", "maximum"} <= statistics.keys():
-        return float(statistics["minimum"]), float(statistics["maximum"])
-    return _data_percentiles(asset["href"], asset.get("file:checksum"))
+        return AssetStretch(float(statistics["minimum"]), float(statistics["maximum"]), fill=None)
+    return _data_stretch(asset["href"], asset.get("file:checksum"))
+
+
+def _shared_fill(stretches: list[AssetStretch]) -> float | None:
+    fills = {stretch.fill for stretch in stretches}
+    return fills.pop() if len(fills) == 1 else None
 
 
 def item_renders(item: Mapping[str, Any]) -> dict[str, RenderPreset]:
-    """The renderings an item offers: ``truecolor`` (red, green, blue, one shared stretch so the colour balance
-    holds) and ``ndvi`` (its NDVI product, else (nir - red) / (nir + red)), over -1..1 on a red-yellow-green
-    colormap. Reads asset data (decimated) when the item carries no band statistics: call inside the GDAL
-    environment of the assets."""
+    """The renderings an item offers, the default first: ``truecolor`` (red, green, blue under one shared stretch,
+    so the colour balance holds) or, lacking those bands, ``grayscale`` (its first raster, stretched); and
+    ``ndvi`` (its NDVI product, else (nir - red) / (nir + red)) over -1..1 on a red-yellow-green colormap.
+    Reads asset data (decimated) when the item carries no band statistics: call inside the assets' GDAL
+    environment."""
+    assets: Mapping[str, Any] = item.get("assets", {})
     renders: dict[str, RenderPreset] = {}
-    rgb = [_asset_by_common_name(item, band) for band in TRUE_COLOR_BANDS]
-    if all(rgb):
-        ranges = [_band_range(item["assets"][key]) for key in rgb if key]
-        shared = (min(low for low, _ in ranges), max(high for _, high in ranges))
+    ndvi = _ndvi_asset(item)
+    rgb = [key for key in (_asset_by_common_name(item, band) for band in TRUE_COLOR_BANDS) if key]
+    if len(rgb) == len(TRUE_COLOR_BANDS):
+        stretches = [_asset_stretch(assets[key]) for key in rgb]
+        shared = (min(s.low for s in stretches), max(s.high for s in stretches))
         renders["truecolor"] = RenderPreset(
             name="truecolor",
             title="True colour (red, green, blue)",
-            assets=tuple(key for key in rgb if key),
-            rescale=(shared, shared, shared),
+            assets=tuple(rgb),
+            rescale=(shared,) * len(rgb),
+            nodata=_shared_fill(stretches),
         )
-    ndvi = _ndvi_asset(item)
+    elif first := next((key for key, asset in assets.items() if _is_raster(asset) and key != ndvi), None):
+        stretch = _asset_stretch(assets[first])
+        renders["grayscale"] = RenderPreset(
+            name="grayscale",
+            title=f"{first} (grayscale)",
+            assets=(first,),
+            rescale=((stretch.low, stretch.high),),
+            nodata=stretch.fill,
+        )
     nir, red = _asset_by_common_name(item, "nir"), _asset_by_common_name(item, "red")
-    if ndvi or (nir and red):
+    if ndvi:
+        renders["ndvi"] = RenderPreset(
+            name="ndvi", title="NDVI", assets=(ndvi,), rescale=(NDVI_RANGE,), colormap_name=NDVI_COLORMAP
+        )
+    elif nir and red:
         renders["ndvi"] = RenderPreset(
             name="ndvi",
-            title="NDVI",
-            assets=(ndvi,) if ndvi else (nir or "", red or ""),
-            expression=None if ndvi else "(b1-b2)/(b1+b2)",
+            title="NDVI from (nir - red) / (nir + red)",
+            assets=(nir, red),
+            expression="(b1-b2)/(b1+b2)",
             rescale=(NDVI_RANGE,),
             colormap_name=NDVI_COLORMAP,
+            nodata=_shared_fill([_asset_stretch(assets[nir]), _asset_stretch(assets[red])]),
         )
     return renders
 
@@ -186,6 +228,7 @@ class RenderDependencies:
     """The dependencies a titiler factory takes so that ``render=`` selects a preset."""
 
     layers: Callable[..., AssetsExprParams]
+    dataset: Callable[..., DatasetParams]
     rendering: Callable[..., ImageRenderingParams]
     colormap: Callable[..., ColorMapType | None]
 
@@ -195,14 +238,14 @@ def render_dependencies(
 ) -> RenderDependencies:
     """Dependencies resolving ``render`` against the requested item: explicit ``assets``/``expression`` win
     (then no preset applies); ``render`` names a preset; with neither, the item's first rendering is used.
-    Explicit ``rescale`` and ``colormap_name`` always override a preset's."""
+    Explicit ``rescale``, ``colormap_name`` and ``nodata`` always override a preset's."""
 
     def resolve(
         item: Annotated[dict[str, Any], Depends(item_dependency)],
         given: Annotated[OptionalAssetsExprParams, Depends()],
         render: Annotated[
             str | None,
-            Query(description="A named rendering of the item: `truecolor` or `ndvi` (see `/renders`)."),
+            Query(description="A named rendering of the item: `truecolor`, `grayscale` or `ndvi` (see `/renders`)."),
         ] = None,
     ) -> ResolvedLayers:
         explicit = bool(given.assets or given.expression)
@@ -231,6 +274,14 @@ def render_dependencies(
     def layers(resolved: Annotated[ResolvedLayers, Depends(resolve)]) -> AssetsExprParams:
         return resolved.layers
 
+    def dataset(
+        resolved: Annotated[ResolvedLayers, Depends(resolve)],
+        given: Annotated[DatasetParams, Depends()],
+    ) -> DatasetParams:
+        if resolved.preset is not None and given.nodata is None and resolved.preset.nodata is not None:
+            given.nodata = resolved.preset.nodata
+        return given
+
     def rendering(
         resolved: Annotated[ResolvedLayers, Depends(resolve)],
         given: Annotated[ImageRenderingParams, Depends()],
@@ -247,7 +298,7 @@ def render_dependencies(
             return colormaps.get(resolved.preset.colormap_name)
         return given
 
-    return RenderDependencies(layers=layers, rendering=rendering, colormap=colormap)
+    return RenderDependencies(layers=layers, dataset=dataset, rendering=rendering, colormap=colormap)
 
 
 # What a WMTS layer's query string is checked against: titiler's own parameters, which every preset's query() uses.

@@ -180,7 +180,7 @@ def test_tile_outside_the_item_is_a_404(client: TestClient) -> None:
     [f"{TILE_PATH}.png", "WebMercatorQuad/tilejson.json", "WMTSCapabilities.xml", "tiles", "point/13.4,52.5"],
 )
 def test_mars_is_never_placed_on_earth(client: TestClient, path: str) -> None:
-    response = client.get(item_url("mars-scene", path), params={"assets": "red"})
+    response = client.get(item_url("mars-scene", path), params={"assets": "albedo"})
     assert response.status_code == 400
     body = response.json()
     assert body["parameter"] == "tileMatrixSetId"
@@ -188,9 +188,31 @@ def test_mars_is_never_placed_on_earth(client: TestClient, path: str) -> None:
 
 
 def test_mars_preview_is_drawn_in_its_own_crs(client: TestClient) -> None:
-    response = client.get(item_url("mars-scene", "preview.npy"), params={"assets": "red", "max_size": SIZE})
+    response = client.get(item_url("mars-scene", "preview.npy"), params={"assets": "albedo", "max_size": SIZE})
     assert response.status_code == 200
     np.testing.assert_array_equal(decode_npy(response.content)[0], known_pattern(0))
+
+
+def test_a_single_band_item_is_drawn_in_grayscale(client: TestClient) -> None:
+    renders = client.get(item_url("mars-scene", "renders")).json()["renders"]
+    assert list(renders) == ["grayscale"]
+    low, high = np.percentile(known_pattern(0), [2, 98])
+    assert renders["grayscale"]["params"] == {"assets": ["albedo"], "rescale": [f"{low:g},{high:g}"]}
+    preview = decode_png(client.get(item_url("mars-scene", "preview.png"), params={"max_size": SIZE}).content)
+    assert (preview[..., 0] == preview[..., 1]).all()
+    assert preview[0, 0, 0] == 0 and preview[-1, -1, 0] == 255  # the ramp, stretched end to end
+
+
+def test_fill_of_undeclared_nodata_is_transparent_and_out_of_the_stretch(client: TestClient) -> None:
+    renders = client.get(item_url("unfilled", "renders")).json()["renders"]
+    assert renders["truecolor"]["params"]["rescale"] == ["400,1200"] * 3  # the zeros are not data
+    assert renders["truecolor"]["params"]["nodata"] == "0"
+    assert renders["ndvi"]["params"]["nodata"] == "0"
+    pixels = decode_png(
+        client.get(item_url("unfilled", f"{TILE_PATH}.png"), params={"render": "truecolor", "tilesize": SIZE}).content
+    )
+    assert (pixels[:32, :, 3] == 0).all() and (pixels[:, -32:, 3] == 0).all()
+    assert (pixels[32:-32, 32:-32, 3] == 255).all()
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,13 @@ def vegetation_bands() -> dict[str, np.ndarray]:
     return {"red": red, "green": green, "blue": blue, "nir": nir}
 
 
+def with_fill_border(values: np.ndarray, width: int = 32) -> np.ndarray:
+    """``values`` with a border of 0 (fill outside a scene's footprint) ``width`` pixels wide."""
+    filled = np.zeros_like(values)
+    filled[width:-width, width:-width] = values[width:-width, width:-width]
+    return filled
+
+
 def write_tile_cog(path: Path, values: np.ndarray, nodata: float | None = 0) -> Path:
     """A COG in EPSG:3857 covering exactly ``TILE`` at 256 x 256 pixels, so that tile's pixels are the values."""
     bounds = morecantile.tms.get("WebMercatorQuad").xy_bounds(TILE)
@@ -98,7 +105,8 @@ def tile_item(item_id: str, assets: dict[str, dict[str, Any]], collection: str =
 
 def build_tile_items(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """The catalogue of the tests: ``pattern`` (red/green/blue/nir with known values), ``vegetation`` (a green
-    half, with an NDVI product), ``bands-only`` (no NDVI asset), a Mars item, and one in a secret collection."""
+    half, with an NDVI product), ``bands-only`` (no NDVI asset), ``unfilled`` (bands with a fill border of 0 and
+    no declared nodata, as Landsat Level-1 writes them), a single-band Mars item, and one in a secret collection."""
     folder.mkdir(parents=True, exist_ok=True)
     pattern = {
         band: _band_asset(write_tile_cog(folder / f"pattern_{band}.tif", known_pattern(offset)), band)
@@ -109,10 +117,16 @@ def build_tile_items(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
     ndvi = (bands["nir"].astype(np.float32) - bands["red"]) / (bands["nir"].astype(np.float32) + bands["red"])
     ndvi_path = write_tile_cog(folder / "veg_ndvi.tif", ndvi.astype(np.float32), nodata=float("nan"))
     with_ndvi = vegetation | {"ndvi": {"href": str(ndvi_path), "type": COG_TYPE, "roles": ["data", "ndvi"]}}
-    mars = tile_item("mars-scene", dict(pattern))
+    albedo = write_tile_cog(folder / "mars_albedo.tif", known_pattern(0))
+    mars = tile_item("mars-scene", {"albedo": _band_asset(albedo, "albedo")})
     mars["properties"] |= {"ssys:targets": ["mars"], "proj:code": "IAU_2015:49910"}
+    unfilled = {
+        band: _band_asset(write_tile_cog(folder / f"unfilled_{band}.tif", with_fill_border(values), nodata=None), band)
+        for band, values in bands.items()
+    }
     items = [
         tile_item("pattern", pattern),
+        tile_item("unfilled", unfilled),
         tile_item("vegetation", with_ndvi),
         tile_item("bands-only", vegetation),
         mars,
