@@ -8,7 +8,7 @@ catalog, after the same access check as the API's own item route.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -122,11 +122,13 @@ def build_app(
     *,
     backend: CatalogBackend | None = None,
     routers: Sequence[APIRouter] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """The service of ``satlake serve`` for ``settings``, bound to ``host`` (which sets the anonymous default).
 
     ``routers`` join the app after the STAC API (the tiles router, ``tiles_router(get_item)``, and the map
-    router, ``map_router()``), behind the same access control.
+    router, ``map_router()``), behind the same access control. ``environ`` (default ``os.environ``) overrides
+    the secrets file for the API keys and the public collection list.
     """
     if backend is None:
         backend = DuckDbCatalog(build_resources(settings).lakehouse)
@@ -139,5 +141,5 @@ def build_app(
         app.include_router(router)
     for error_type, handler in _error_handlers().items():
         app.add_exception_handler(error_type, handler)  # type: ignore[arg-type]
-    install_access_control(app, access_policy(settings, host))
+    install_access_control(app, access_policy(settings, host, environ))
     return app

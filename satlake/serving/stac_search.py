@@ -125,8 +125,12 @@ def parse_intersects(value: str | Mapping[str, Any] | None) -> Mapping[str, Any]
 
 
 def check_datetime(value: str | None) -> str | None:
+    """An RFC 3339 date-time or interval of date-times (STAC API takes no bare dates), open ends as ``..``."""
     if value is None or value == "":
         return None
+    for part in value.split("/"):
+        if part.strip() not in ("", "..") and "t" not in part.lower():
+            raise BadParameter("datetime", f"{part[:40]!r} is a date without a time; write 2024-05-01T00:00:00Z")
     try:
         parse_datetime_range(value)
     except ValueError as error:
@@ -250,8 +254,10 @@ def apply_fields(item: dict[str, Any], include: Sequence[str], exclude: Sequence
     else:
         result = copy.deepcopy(item)
     for path in exclude:
-        if path not in REQUIRED_FIELDS and path not in include:
-            _drop_path(result, path.split("."))
+        # Include wins over exclude for the same path and for anything more specific below it.
+        if path in REQUIRED_FIELDS or any(kept == path or kept.startswith(f"{path}.") for kept in include):
+            continue
+        _drop_path(result, path.split("."))
     return result
 
 
