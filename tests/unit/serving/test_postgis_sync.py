@@ -4,19 +4,15 @@ partition replacement, Earth-only footprints, and ST_Intersects on what QGIS wou
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import psycopg
-import pyarrow as pa
 import pytest
 import shapely
 from shapely.geometry import box
 
-from satlake.catalog.items import build_stac_item
-from satlake.catalog.table import catalog_rows
 from satlake.resources.postgis import PostgisServing
-from satlake.scenes.tables import GOLD_FOREST_CHANGE_SCHEMA
 from satlake.serving.postgis import (
     SERVING_TABLES,
     ensure_serving_tables,
@@ -24,8 +20,7 @@ from satlake.serving.postgis import (
     sync_scene_footprints,
     sync_scene_forest_change,
 )
-from tests.unit.catalog.catalog_scenes import antimeridian_scene, earth_utm_scene, mars_scene, polar_scene, scene_assets
-from tests.unit.serving.postgis_cluster import private_postgis
+from tests.unit.serving.postgis_fixtures import catalog_table, health_table, polygons_table, private_postgis
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +37,6 @@ def connection(serving: PostgisServing) -> Iterator[psycopg.Connection]:
             connection.execute(f"TRUNCATE serving.{table.name}")
         connection.commit()
         yield connection
-
-
-def _catalog() -> pa.Table:
-    scenes = [earth_utm_scene(), antimeridian_scene(), polar_scene(), mars_scene()]
-    return catalog_rows([build_stac_item(meta, scene_assets(meta, "/data/satlake")) for meta in scenes])
 
 
 def _rows(connection: psycopg.Connection, table: str, order: str) -> list[tuple[Any, ...]]:
@@ -76,7 +66,7 @@ def test_serving_tables_have_gist_indexes_on_4326_geometry(connection: psycopg.C
 
 
 def test_footprints_keep_earth_items_only_and_a_rerun_leaves_identical_rows(connection: psycopg.Connection) -> None:
-    catalog = _catalog()
+    catalog = catalog_table()
     ids = catalog.column("id").to_pylist()
     assert sync_scene_footprints(connection, ids, catalog) == 3
     first = _rows(connection, "catalog_footprints", "id")
@@ -95,32 +85,21 @@ def test_footprints_keep_earth_items_only_and_a_rerun_leaves_identical_rows(conn
 
 
 def test_a_scene_gone_from_the_catalog_loses_its_footprint(connection: psycopg.Connection) -> None:
-    catalog = _catalog()
+    catalog = catalog_table()
     sync_scene_footprints(connection, catalog.column("id").to_pylist(), catalog)
     assert sync_scene_footprints(connection, ["fiji_20240503"], catalog.slice(0, 0)) == 0
     remaining = [row[0] for row in _rows(connection, "catalog_footprints", "id")]
     assert remaining == ["LC08_T33_20240501", "arctic_20240420"]
 
 
-def _polygons(scene_id: str, boxes: list[shapely.Geometry]) -> pa.Table:
-    rows = [
-        {"scene_id": scene_id, "before_scene_id": "before_1", "collection": "satlake-sim", "tile": "EPSG:32633",
-         "polygon_index": index, "before_date": date(2024, 5, 2), "after_date": date(2024, 6, 11),
-         "area_ha": 12.5 + index, "mean_ndvi_drop": 0.4, "pixel_count": 139, "crs_epsg": 32633,
-         "geometry_wkb": shapely.to_wkb(polygon), "geometry_lonlat_wkb": shapely.to_wkb(polygon)}
-        for index, polygon in enumerate(boxes)
-    ]  # fmt: skip
-    return pa.Table.from_pylist(rows, schema=GOLD_FOREST_CHANGE_SCHEMA)
-
-
 def test_forest_change_replaces_a_scenes_polygons_and_is_found_by_st_intersects(
     connection: psycopg.Connection,
 ) -> None:
     clearing, road = box(15.0, 45.0, 15.01, 45.01), box(15.2, 45.2, 15.21, 45.3)
-    assert sync_scene_forest_change(connection, ["after_1"], _polygons("after_1", [clearing, road]), "earth") == 2
-    assert sync_scene_forest_change(connection, ["after_2"], _polygons("after_2", [road]), "earth") == 1
+    assert sync_scene_forest_change(connection, ["after_1"], polygons_table("after_1", [clearing, road]), "earth") == 2
+    assert sync_scene_forest_change(connection, ["after_2"], polygons_table("after_2", [road]), "earth") == 1
     first = _rows(connection, "forest_change", "scene_id, polygon_index")
-    sync_scene_forest_change(connection, ["after_1"], _polygons("after_1", [clearing, road]), "earth")
+    sync_scene_forest_change(connection, ["after_1"], polygons_table("after_1", [clearing, road]), "earth")
     assert _rows(connection, "forest_change", "scene_id, polygon_index") == first
     assert _intersecting(connection, "forest_change", "scene_id", shapely.Point(15.005, 45.005)) == ["after_1"]
     assert _intersecting(connection, "forest_change", "scene_id", box(15.205, 45.25, 15.3, 45.4)) == [
@@ -132,42 +111,26 @@ def test_forest_change_replaces_a_scenes_polygons_and_is_found_by_st_intersects(
     ).fetchone()
     assert area == (13.5, 139)
     # Re-detected with one polygon only: the scene's other polygon goes, the other scene's stays.
-    sync_scene_forest_change(connection, ["after_1"], _polygons("after_1", [clearing]), "earth")
+    sync_scene_forest_change(connection, ["after_1"], polygons_table("after_1", [clearing]), "earth")
     keys = [(row[0], row[1]) for row in _rows(connection, "forest_change", "scene_id, polygon_index")]
     assert keys == [("after_1", 0), ("after_2", 0)]
 
 
 def test_forest_change_of_another_body_stays_out(connection: psycopg.Connection) -> None:
-    polygons = _polygons("mars_after", [box(137.0, -5.0, 137.5, -4.5)])
+    polygons = polygons_table("mars_after", [box(137.0, -5.0, 137.5, -4.5)])
     assert sync_scene_forest_change(connection, ["mars_after"], polygons, "mars") == 0
     assert _intersecting(connection, "forest_change", "scene_id", box(-180, -90, 180, 90)) == []
 
 
-def _health(day: date, statuses: dict[str, str]) -> pa.Table:
-    reading_at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-    rows = [
-        {"event_date": day, "satellite_name": name, "health_status": status, "status_reasons": None,
-         "reading_count": 1440, "expected_reading_count": 1440, "first_reading_at": reading_at,
-         "last_reading_at": reading_at, "coverage_ratio": 1.0, "median_interval_s": 60.0, "battery_min_pct": 71.0,
-         "battery_avg_pct": 80.0, "battery_max_pct": 90.0, "max_depth_of_discharge_pct": 29.0, "temp_min_c": -3.0,
-         "temp_max_c": 21.0, "temp_range_c": 24.0, "altitude_avg_km": 550.0, "altitude_drift_km": 0.1,
-         "outlier_share": 0.0, "anomaly_count": 0, "range_violation_count": 0, "statistical_outlier_count": 0,
-         "watch_alarm_count": 0, "warning_alarm_count": 0, "distress_alarm_count": 0,
-         "critical_alarm_count": 1 if status == "critical" else 0, "severe_alarm_count": 0}
-        for name, status in statuses.items()
-    ]  # fmt: skip
-    return pa.Table.from_pylist(rows)
-
-
 def test_health_days_are_replaced_day_by_day(connection: psycopg.Connection) -> None:
     may_1, may_2 = date(2024, 5, 1), date(2024, 5, 2)
-    assert sync_health_days(connection, may_1, may_1, _health(may_1, {"SAT-1": "ok", "SAT-2": "critical"})) == 2
-    sync_health_days(connection, may_2, may_2, _health(may_2, {"SAT-1": "degraded"}))
+    assert sync_health_days(connection, may_1, may_1, health_table(may_1, {"SAT-1": "ok", "SAT-2": "critical"})) == 2
+    sync_health_days(connection, may_2, may_2, health_table(may_2, {"SAT-1": "degraded"}))
     first = _rows(connection, "satellite_health", "event_date, satellite_name")
-    sync_health_days(connection, may_1, may_1, _health(may_1, {"SAT-1": "ok", "SAT-2": "critical"}))
+    sync_health_days(connection, may_1, may_1, health_table(may_1, {"SAT-1": "ok", "SAT-2": "critical"}))
     assert _rows(connection, "satellite_health", "event_date, satellite_name") == first
     # A rebuilt day replaces only that day's rows.
-    sync_health_days(connection, may_1, may_1, _health(may_1, {"SAT-1": "ok"}))
+    sync_health_days(connection, may_1, may_1, health_table(may_1, {"SAT-1": "ok"}))
     statuses = connection.execute(
         "SELECT event_date, satellite_name, health_status, critical_alarm_count FROM serving.satellite_health "
         "ORDER BY 1, 2"
