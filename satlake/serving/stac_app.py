@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import attr
 from fastapi import Query, Request
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 from stac_fastapi.api.app import StacApi
 from stac_fastapi.api.models import (
     ItemCollectionUri,
@@ -101,12 +101,12 @@ class SearchPostBase(BaseSearchPostRequest):
     def _split_text(cls, value: Any) -> Any:
         return value.split(",") if isinstance(value, str) else value
 
-    @model_validator(mode="before")
+    @field_validator("fields", mode="before", check_fields=False)
     @classmethod
-    def _fields_object(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "fields" in data and not isinstance(data["fields"], dict):
+    def _fields_object(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
             raise ValueError('fields must be an object such as {"include": [...], "exclude": [...]}')
-        return data
+        return value
 
 
 @attr.s

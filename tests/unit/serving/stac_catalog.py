@@ -3,18 +3,20 @@ root: two Landsat scenes of one UTM tile, one across the antimeridian, one at th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from deltalake import write_deltalake
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from satlake.catalog.items import build_stac_item
 from satlake.catalog.table import catalog_rows
 from satlake.resources.lakehouse import Lakehouse
 from satlake.scenes.tables import CATALOG_ITEMS
+from satlake.serving.catalog_backend import DuckDbCatalog
 from satlake.serving.server import build_app
 from satlake.settings import Mode, Settings
 from tests.unit.catalog.catalog_scenes import (
@@ -52,10 +54,17 @@ def embedded_settings(root: Path, mode: Mode = Mode.EMBEDDED) -> Settings:
 
 
 def api_client(
-    root: Path, host: str = "127.0.0.1", environ: Mapping[str, str] | None = None, mode: Mode = Mode.EMBEDDED
+    root: Path,
+    host: str = "127.0.0.1",
+    environ: Mapping[str, str] | None = None,
+    mode: Mode = Mode.EMBEDDED,
+    routers: Sequence[APIRouter] = (),
 ) -> TestClient:
-    """The whole service of ``satlake serve`` over ``root``, in process."""
-    return TestClient(build_app(embedded_settings(root, mode), host=host, environ=environ or {}))
+    """The whole service of ``satlake serve`` over ``root``'s catalog table, in process (in stack mode too, whose
+    access defaults differ)."""
+    backend = DuckDbCatalog(Lakehouse(root_uri=str(root / "lake")))
+    app = build_app(embedded_settings(root, mode), host=host, backend=backend, routers=routers, environ=environ or {})
+    return TestClient(app)
 
 
 def ids(response: Any) -> list[str]:
