@@ -4,6 +4,7 @@ polygons and the satellite health for QGIS, GeoServer and any SQL client."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from satlake.settings import Settings, SettingsError
@@ -22,22 +23,29 @@ class PostgisServing:
     port: int
     user: str
     database: str
-    password: str = field(repr=False)
+    password: str | None = field(default=None, repr=False)
+    secrets_file: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgisServing:
-        if not settings.postgres_password:
-            raise SettingsError(
-                "the PostGIS serving layer needs SATLAKE_POSTGRES_PASSWORD: run `satlake stack up`, which writes "
-                f"it to {settings.secrets_file}, or set it in the environment"
-            )
+        """The serving database of ``settings``; a missing password fails on ``connect``, not here, so a stack
+        from before this layer still loads every other asset."""
         return cls(
             host=settings.postgres_host,
             port=settings.postgres_port,
             user=settings.postgres_user,
             database=settings.postgres_database,
             password=settings.postgres_password,
+            secrets_file=settings.secrets_file,
         )
+
+    def require_password(self) -> str:
+        if not self.password:
+            raise SettingsError(
+                "the PostGIS serving layer needs SATLAKE_POSTGRES_PASSWORD: run `satlake stack up`, which writes "
+                f"it to {self.secrets_file}, or set it in the environment"
+            )
+        return self.password
 
     @property
     def conninfo(self) -> str:
@@ -48,19 +56,9 @@ class PostgisServing:
             host=self.host,
             port=self.port,
             user=self.user,
-            password=self.password,
+            password=self.require_password(),
             dbname=self.database,
             connect_timeout=CONNECT_TIMEOUT_S,
-        )
-
-    @property
-    def url(self) -> str:
-        """``postgresql://user:password@host:port/database`` for clients that take a URL (tipg)."""
-        from urllib.parse import quote
-
-        return (
-            f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}@{self.host}:{self.port}/"
-            f"{quote(self.database, safe='')}"
         )
 
     def describe(self) -> str:

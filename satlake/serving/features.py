@@ -43,7 +43,7 @@ def tipg_database_settings() -> DatabaseSettings:
 def tipg_postgres_settings(postgis: PostgisServing) -> PostgresSettings:
     return PostgresSettings(
         postgres_user=postgis.user,
-        postgres_pass=postgis.password,
+        postgres_pass=postgis.require_password(),
         postgres_host=postgis.host,
         postgres_port=postgis.port,
         postgres_dbname=postgis.database,

@@ -24,7 +24,6 @@ DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
 POSTGRES_PACKAGES = ("postgresql", "postgresql-postgis")
 SERVER_OS_USER = "postgres"
 ADMIN_DATABASE = "postgres"
-CONNECT_TIMEOUT_S = 3
 # A server sized for a shared developer machine; the serving tables are copies of the lake, rebuilt by the
 # serving/* assets, yet they stay crash-safe (fsync on) so QGIS users never see a torn table.
 SERVER_SETTINGS: dict[str, str] = {
@@ -169,17 +168,17 @@ def prepare_postgres(config: StackConfig, bindir: Path) -> Launch:
 
 
 def postgres_dsn(config: StackConfig, database: str) -> str:
-    """A libpq connection string (key=value form, so a password with any character is safe)."""
-    from psycopg.conninfo import make_conninfo
+    """A libpq connection string to ``database`` as the cluster's superuser."""
+    from satlake.resources.postgis import PostgisServing
 
-    return make_conninfo(
+    return PostgisServing(
         host=config.postgres_host,
         port=config.postgres_port,
         user=config.postgres_user,
-        password=config.postgres_password or "",
-        dbname=database,
-        connect_timeout=CONNECT_TIMEOUT_S,
-    )
+        database=database,
+        password=config.postgres_password,
+        secrets_file=config.secrets_file,
+    ).conninfo
 
 
 def postgres_health(config: StackConfig) -> tuple[bool, str]:
@@ -189,6 +188,8 @@ def postgres_health(config: StackConfig) -> tuple[bool, str]:
     from satlake.stack.process import port_accepts
 
     where = f"{config.postgres_host}:{config.postgres_port}"
+    if not config.postgres_password:
+        return False, f"no SATLAKE_POSTGRES_PASSWORD in {config.secrets_file}: `satlake stack up` generates it"
     if not port_accepts(config.postgres_host, config.postgres_port):
         return False, f"nothing accepts connections on {where}"
     try:

@@ -50,6 +50,7 @@ COMPOSE_CREDENTIALS = {
     "SATLAKE_S3_SECRET_KEY": "compose-pipeline-secret",
     "SATLAKE_TRINO_S3_ACCESS_KEY": "compose-trino",
     "SATLAKE_TRINO_S3_SECRET_KEY": "compose-trino-secret",
+    "SATLAKE_POSTGRES_PASSWORD": "compose-postgres-secret",
 }
 
 
@@ -57,7 +58,7 @@ def test_compose_file_is_accepted_and_wires_the_stack_together() -> None:
     completed = run_config(COMPOSE_CREDENTIALS)
     assert completed.returncode == 0, completed.stderr
     services = json.loads(completed.stdout)["services"]
-    assert {"kafka", "minio", "trino", "satlake-init", "dagster-webserver", "dagster-daemon"} <= set(services)
+    assert {"kafka", "minio", "trino", "postgres", "satlake-init", "dagster-webserver", "dagster-daemon"} <= set(services)
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert services["trino"]["image"] == f"trinodb/trino:{TRINO_VERSION}"
     assert services["minio"]["image"].startswith("minio/minio:")
@@ -84,6 +85,7 @@ def test_each_container_gets_only_the_identity_it_needs() -> None:
     root = {"compose-root", "compose-root-secret"}
     pipeline = {"compose-pipeline", "compose-pipeline-secret"}
     trino = {"compose-trino", "compose-trino-secret"}
+    postgres = {"compose-postgres-secret"}
     assert secrets_of(services["minio"]) == root
     assert services["minio"]["environment"]["MINIO_ROOT_USER"] == "compose-root"
     # Only the one-shot provisioning holds the root user, to create the pipeline's and Trino's users.
@@ -91,8 +93,10 @@ def test_each_container_gets_only_the_identity_it_needs() -> None:
     assert services["satlake-init"]["command"] == ["python", "-m", "satlake.stack", "provision"]
     assert secrets_of(services["trino"]) == trino
     assert services["trino"]["depends_on"]["satlake-init"]["condition"] == "service_completed_successfully"
+    # The serving database's password: the database itself and the Dagster processes that write to it.
+    assert secrets_of(services["postgres"]) == postgres
     for service in ("dagster-webserver", "dagster-daemon"):
-        assert secrets_of(services[service]) == pipeline
+        assert secrets_of(services[service]) == pipeline | postgres
     assert secrets_of(services["kafka"]) == set()
 
 
