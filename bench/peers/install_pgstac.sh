@@ -27,11 +27,12 @@ have_postgis() {
 
 if ! have_postgis; then
   if [ -n "$PG_MAJOR" ]; then
-    packages=("postgresql-${PG_MAJOR}" "postgresql-${PG_MAJOR}-postgis-3")
+    apt_install install_pgstac "postgresql-${PG_MAJOR}" "postgresql-${PG_MAJOR}-postgis-3"
   else
-    packages=(postgresql postgresql-postgis)
+    # The same install as the stack's PostgreSQL server (satlake.stack.postgres): the distribution's packages.
+    echo "install_pgstac: python3 -m satlake.stack install --servers postgres"
+    python3 -m satlake.stack install --servers postgres
   fi
-  apt_install install_pgstac "${packages[@]}"
 fi
 
 if ! python3 -c "import pypgstac, psycopg, psycopg_pool; assert pypgstac.__version__ == '${PYPGSTAC_VERSION}'" \
