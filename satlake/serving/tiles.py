@@ -6,6 +6,7 @@ named renderings (``tiles_renders``), the refusal to place another body's pixels
 Annotations stay evaluated (no ``from __future__ import annotations``): FastAPI reads the closures' dependencies.
 """
 
+import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -15,6 +16,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from rasterio.errors import RasterioIOError
+from rasterio.session import AWSSession
 from rio_tiler.errors import (
     AssetAsBandError,
     InvalidAssetName,
@@ -38,6 +41,8 @@ from satlake.serving.tiles_renders import (
     render_dependencies,
 )
 from satlake.settings import Mode, Settings
+
+logger = logging.getLogger(__name__)
 
 ITEM_PREFIX = "/collections/{collection_id}/items/{item_id}"
 
@@ -73,21 +78,25 @@ BAD_REQUEST_ERRORS: dict[type[Exception], str] = {
 }
 
 
-def gdal_environment(settings: Settings) -> dict[str, str]:
-    """GDAL options for reading the assets: none beyond the defaults for local files (embedded); MinIO's endpoint,
-    path-style addressing, plain HTTP when the endpoint is, and credentials for ``s3://`` hrefs (stack)."""
-    options = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+def gdal_environment(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of ``rasterio.Env`` for reading the assets: GDAL's defaults for local files (embedded);
+    for ``s3://`` hrefs (stack), a rasterio AWS session with MinIO's endpoint and satlake's keys (rasterio accepts
+    credentials only through a session), path-style addressing, and plain HTTP when the endpoint is."""
+    options: dict[str, Any] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
     if settings.mode is not Mode.STACK:
         return options
     access_key, secret_key = settings.require_s3_credentials()
     endpoint = urlsplit(settings.s3_endpoint)
+    session = AWSSession(
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=settings.s3_region,
+        endpoint_url=endpoint.netloc,
+    )
     return options | {
-        "AWS_S3_ENDPOINT": endpoint.netloc,
+        "session": session,
         "AWS_HTTPS": "YES" if endpoint.scheme == "https" else "NO",
         "AWS_VIRTUAL_HOSTING": "FALSE",
-        "AWS_REGION": settings.s3_region,
-        "AWS_ACCESS_KEY_ID": access_key,
-        "AWS_SECRET_ACCESS_KEY": secret_key,
     }
 
 
@@ -125,6 +134,13 @@ class TileErrorRoute(APIRoute):
                 return _error_response(400, parameter, f"{parameter}: {error}")
             except TileOutsideBounds as error:
                 return JSONResponse(status_code=404, content={"code": "TileOutsideBounds", "detail": str(error)})
+            except RasterioIOError as error:
+                logger.error("tiles: %s %s could not read an asset: %s", request.method, request.url.path, error)
+                detail = (
+                    f"an asset of this item could not be read ({error}); check that its object exists and, in "
+                    "stack mode, that MinIO runs (`satlake stack status`) and SATLAKE_S3_* are right"
+                )
+                return JSONResponse(status_code=500, content={"code": "AssetUnreadable", "detail": detail})
 
         return handle
 
@@ -160,7 +176,7 @@ def tiles_router(get_item: GetItem, settings: Settings | None = None) -> APIRout
 
     renders = render_dependencies(item_dependency, env)
 
-    def environment() -> dict[str, str]:
+    def environment() -> dict[str, Any]:
         return env
 
     def item_render_queries(reader: CatalogItemReader) -> dict[str, dict[str, Any]]:

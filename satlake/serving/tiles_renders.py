@@ -234,7 +234,7 @@ class RenderDependencies:
 
 
 def render_dependencies(
-    item_dependency: Callable[..., dict[str, Any]], gdal_env: Mapping[str, str]
+    item_dependency: Callable[..., dict[str, Any]], gdal_env: Mapping[str, Any]
 ) -> RenderDependencies:
     """Dependencies resolving ``render`` against the requested item: explicit ``assets``/``expression`` win
     (then no preset applies); ``render`` names a preset; with neither, the item's first rendering is used.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import rasterio
 
 from satlake.serving.tiles import gdal_environment
 from satlake.settings import Mode, Settings, SettingsError
@@ -12,6 +13,7 @@ from satlake.settings import Mode, Settings, SettingsError
 
 def test_embedded_mode_reads_local_files_without_object_store_options(tmp_path: Path) -> None:
     options = gdal_environment(Settings(mode=Mode.EMBEDDED, root=tmp_path))
+    assert "session" not in options
     assert not any(key.startswith("AWS_") for key in options)
 
 
@@ -25,11 +27,14 @@ def test_stack_mode_reaches_minio_path_style_over_plain_http(tmp_path: Path) -> 
         s3_secret_key="reader-secret",
     )
     options = gdal_environment(settings)
-    assert options["AWS_S3_ENDPOINT"] == "127.0.0.1:9100"
     assert options["AWS_HTTPS"] == "NO"
     assert options["AWS_VIRTUAL_HOSTING"] == "FALSE"
-    assert options["AWS_REGION"] == "eu-central-1"
-    assert (options["AWS_ACCESS_KEY_ID"], options["AWS_SECRET_ACCESS_KEY"]) == ("reader", "reader-secret")
+    credentials = options["session"].get_credential_options()
+    assert credentials["AWS_S3_ENDPOINT"] == "127.0.0.1:9100"
+    assert credentials["AWS_REGION"] == "eu-central-1"
+    assert (credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"]) == ("reader", "reader-secret")
+    with rasterio.Env(**options) as env:  # rasterio takes the options as they are (no key outside a session)
+        assert env.options["AWS_VIRTUAL_HOSTING"] == "FALSE"
 
 
 def test_stack_mode_over_https_keeps_tls(tmp_path: Path) -> None:

@@ -135,9 +135,10 @@ def build_tile_items(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
     return {(item["collection"], item["id"]): item for item in items}
 
 
-def tiles_app(items: dict[tuple[str, str], dict[str, Any]]) -> FastAPI:
-    """A FastAPI app mounting ``tiles_router`` over ``items``: the secret collection needs ``X-API-Key`` (401
-    without a key, 403 with a wrong one), an unknown item is a 404."""
+def tiles_app(items: dict[tuple[str, str], dict[str, Any]], settings: Settings | None = None) -> FastAPI:
+    """A FastAPI app mounting ``tiles_router`` over ``items`` (assets read per ``settings``, default embedded):
+    the secret collection needs ``X-API-Key`` (401 without a key, 403 with a wrong one), an unknown item is a
+    404."""
 
     def get_item(request: Request, collection_id: str, item_id: str) -> dict[str, Any]:
         if collection_id == SECRET_COLLECTION:
@@ -152,5 +153,5 @@ def tiles_app(items: dict[tuple[str, str], dict[str, Any]]) -> FastAPI:
         return item
 
     app = FastAPI()
-    app.include_router(tiles_router(get_item, Settings()))
+    app.include_router(tiles_router(get_item, settings or Settings()))
     return app
