@@ -19,15 +19,8 @@ from satlake.resources.object_store import build_scene_stores
 from satlake.settings import Mode, Settings
 from satlake.stack import InstallToolMissing, stack_down, stack_up
 from satlake.stack.isolated import isolated_stack_environment
-from tests.unit.serving.tile_fixtures import (
-    COLLECTION,
-    SIZE,
-    TILE,
-    build_tile_items,
-    known_pattern,
-    tiles_app,
-    write_tile_cog,
-)
+from tests.unit.serving import tile_fixtures as fixtures
+from tests.unit.serving.tile_fixtures import COLLECTION, TILE
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +48,7 @@ def minio_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
 @pytest.fixture(scope="module")
 def s3_items(minio_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Any]:
     """The unit tests' items, their COGs uploaded to the lake bucket and their hrefs rewritten to ``s3://``."""
-    items = build_tile_items(tmp_path_factory.mktemp("tiles-local"))
+    items = fixtures.build_tile_items(tmp_path_factory.mktemp("tiles-local"))
     lake = build_scene_stores(minio_settings).lake
     for item in items.values():
         for asset in item["assets"].values():
@@ -69,17 +62,17 @@ def s3_items(minio_settings: Settings, tmp_path_factory: pytest.TempPathFactory)
 def client(minio_settings: Settings, s3_items: dict[tuple[str, str], Any]) -> Iterator[TestClient]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        with TestClient(tiles_app(s3_items, minio_settings), raise_server_exceptions=False) as test_client:
+        with TestClient(fixtures.tiles_app(s3_items, minio_settings), raise_server_exceptions=False) as test_client:
             yield test_client
 
 
 def test_s3_hrefs_are_tiled_to_the_same_pixels(client: TestClient, s3_items: dict[tuple[str, str], Any]) -> None:
     assert s3_items[(COLLECTION, "pattern")]["assets"]["red"]["href"].startswith("s3://satlake/")
     response = client.get(
-        f"/collections/{COLLECTION}/items/pattern/{TILE_PATH}.npy", params={"assets": "red", "tilesize": SIZE}
+        f"/collections/{COLLECTION}/items/pattern/{TILE_PATH}.npy", params={"assets": "red", "tilesize": fixtures.SIZE}
     )
     assert response.status_code == 200, response.text
-    np.testing.assert_array_equal(np.load(io.BytesIO(response.content))[0], known_pattern(0))
+    np.testing.assert_array_equal(np.load(io.BytesIO(response.content))[0], fixtures.known_pattern(0))
 
 
 def test_renderings_are_scaled_from_the_objects(client: TestClient) -> None:
@@ -106,10 +99,11 @@ def test_an_unreadable_object_is_a_json_error_that_says_what_to_check(
         settings = minio_settings
     else:
         # An object GDAL has not read yet (it caches what it read, whatever the keys of a later request).
-        local = write_tile_cog(tmp_path / "fresh.tif", known_pattern(7))
+        local = fixtures.write_tile_cog(tmp_path / "fresh.tif", fixtures.known_pattern(7))
         href = lake.uri(lake.put_file(local, f"cogs/tiles-test/fresh-{tmp_path.name}.tif").key)
         settings = minio_settings.with_overrides(s3_secret_key="not-the-secret")
-    with TestClient(tiles_app(_item_with_red_at(s3_items, href), settings), raise_server_exceptions=False) as client:
+    app = fixtures.tiles_app(_item_with_red_at(s3_items, href), settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get(f"/collections/{COLLECTION}/items/pattern/{TILE_PATH}.png", params={"assets": "red"})
     assert response.status_code == 500
     body = response.json()
