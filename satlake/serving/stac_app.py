@@ -1,6 +1,6 @@
-"""The STAC API 1.0 of the catalog, built on stac-fastapi: a ``BaseCoreClient`` over :class:`CatalogBackend`,
-one ``EXTENSIONS`` list (Sort, Fields, Filter, token paging) handed to both StacApi and its request models, so the
-conformance classes come from the extensions."""
+"""The STAC API 1.0 of the catalog, built on stac-fastapi: a ``BaseCoreClient`` over :class:`CatalogBackend` and
+one extension list per app (``stac_extensions()``: Sort, Fields, Filter, token paging) handed to both StacApi and
+its request models, so the conformance classes come from the extensions."""
 
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
@@ -24,12 +24,13 @@ from stac_fastapi.extensions.sort.sort import SortConformanceClasses
 from stac_fastapi.types.config import ApiSettings
 from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import NotFoundError
+from stac_fastapi.types.extension import ApiExtension
 from stac_fastapi.types.search import BaseSearchGetRequest, BaseSearchPostRequest
 
 from satlake.catalog.items import MEDIA_TYPE_GEOJSON, MEDIA_TYPE_JSON, format_datetime
 from satlake.serving.access import request_principal
 from satlake.serving.catalog_backend import CatalogBackend, CatalogQuery, CollectionSummary
-from satlake.serving.cql2_sql import queryables_schema
+from satlake.serving.cql2_sql import parse_filter, queryables_schema
 from satlake.serving.paging import PageTokenError, PageTokens, search_fingerprint
 from satlake.serving.stac_search import (
     BadParameter,
@@ -76,13 +77,20 @@ FILTER_CONFORMANCE = [
     FilterConformanceClasses.TEMPORAL_FUNCTIONS,
     FilterConformanceClasses.ARRAY_FUNCTIONS,
 ]
-# Sort and Fields apply to /search only (not to the items of a collection, nor to collection search).
-EXTENSIONS = [
-    SortExtension(conformance_classes=[SortConformanceClasses.ITEM_SEARCH_SORT]),
-    FieldsExtension(conformance_classes=[FieldsConformanceClasses.SEARCH]),
-    FilterExtension(client=SatlakeFiltersClient(), conformance_classes=FILTER_CONFORMANCE),
-    TokenPaginationExtension(),
-]
+# Sort 1.0 as well as 1.1 (the same sortby; clients such as pystac-client look for 1.0 only).
+SORT_V1_0 = "https://api.stacspec.org/v1.0.0/item-search#sort"
+
+
+def stac_extensions() -> list[ApiExtension]:
+    """The one extension list of an API, handed to StacApi and to its request models alike. New objects per app:
+    an extension keeps its own router, which registering it in a second app would fill twice."""
+    # Sort and Fields apply to /search only (not to the items of a collection, nor to collection search).
+    return [
+        SortExtension(conformance_classes=[SORT_V1_0, SortConformanceClasses.ITEM_SEARCH_SORT]),
+        FieldsExtension(conformance_classes=[FieldsConformanceClasses.SEARCH]),
+        FilterExtension(client=SatlakeFiltersClient(), conformance_classes=FILTER_CONFORMANCE),
+        TokenPaginationExtension(),
+    ]
 
 
 @attr.s
@@ -100,6 +108,18 @@ class SearchPostBase(BaseSearchPostRequest):
     @classmethod
     def _split_text(cls, value: Any) -> Any:
         return value.split(",") if isinstance(value, str) else value
+
+    @field_validator("filter_expr", mode="before", check_fields=False)
+    @classmethod
+    def _filter_text(cls, value: Any) -> Any:
+        # pystac-client posts CQL2 text as a string with filter-lang cql2-text; the model holds the JSON tree.
+        return parse_filter(value) if isinstance(value, str) else value
+
+    @field_validator("filter_lang", mode="before", check_fields=False)
+    @classmethod
+    def _text_becomes_json(cls, value: Any) -> Any:
+        # The CQL2 text of a POST body is parsed to its JSON tree above, so the body now holds CQL2 JSON.
+        return "cql2-json" if value == "cql2-text" else value
 
     @field_validator("fields", mode="before", check_fields=False)
     @classmethod
@@ -335,12 +355,13 @@ def build_stac_api(backend: CatalogBackend, tokens: PageTokens) -> StacApi:
         title=LANDING_TITLE,
         description=LANDING_DESCRIPTION,
     )
+    extensions = stac_extensions()
     items_model = create_request_model("ItemsGetRequest", base_model=ItemsGetBase, request_type="GET")
     return StacApi(
         settings=settings,
         client=client,
-        extensions=EXTENSIONS,
-        search_get_request_model=create_get_request_model(EXTENSIONS, base_model=SearchGetBase),
-        search_post_request_model=create_post_request_model(EXTENSIONS, base_model=SearchPostBase),
+        extensions=extensions,
+        search_get_request_model=create_get_request_model(extensions, base_model=SearchGetBase),
+        search_post_request_model=create_post_request_model(extensions, base_model=SearchPostBase),
         items_get_request_model=items_model,
     )

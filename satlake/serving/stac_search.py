@@ -30,6 +30,9 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 _MAX_LIST = 1_000
 # Fields every item keeps whatever ``fields`` asks, so it stays a valid STAC Item.
 REQUIRED_FIELDS = ("type", "stac_version", "id", "links")
+# The default set of the Fields extension: what an item keeps when a search names no field to include.
+DEFAULT_FIELDS = ("type", "stac_version", "id", "collection", "geometry", "bbox", "links", "assets",
+                  "properties.datetime")  # fmt: skip
 DEFAULT_CRS = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
 
@@ -172,7 +175,10 @@ def parse_sortby(values: Sequence[Any] | None) -> tuple[tuple[str, bool], ...]:
 
 
 def parse_fields(values: Sequence[str] | Mapping[str, Any] | Any | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(include, exclude) from GET ``fields=a,-b`` or POST ``{"include": [...], "exclude": [...]}``."""
+    """(include, exclude) from GET ``fields=a,-b`` or POST ``{"include": [...], "exclude": [...]}``.
+
+    No include means every field; an include given but empty (POST) means the default set, less what is excluded.
+    """
     if not values:
         return (), ()
     if isinstance(values, (list, tuple)):
@@ -181,6 +187,8 @@ def parse_fields(values: Sequence[str] | Mapping[str, Any] | Any | None) -> tupl
     else:
         include = tuple(sorted(getattr(values, "include", None) or ()))
         exclude = tuple(sorted(getattr(values, "exclude", None) or ()))
+        if not include and "include" in getattr(values, "model_fields_set", ()):
+            include = tuple(name for name in DEFAULT_FIELDS if name not in exclude)
     for name in (*include, *exclude):
         if not re.match(r"^[A-Za-z0-9_:.-]{1,120}$", name):
             raise BadParameter("fields", f"{name[:60]!r} is not a field path such as properties.eo:cloud_cover")
