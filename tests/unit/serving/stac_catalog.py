@@ -3,13 +3,18 @@ root: two Landsat scenes of one UTM tile, one across the antimeridian, one at th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from deltalake import write_deltalake
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 from satlake.catalog.items import build_stac_item
@@ -77,3 +82,26 @@ def catalogued_root(directory: Path) -> Path:
     """``directory`` as an embedded root whose catalog table holds the five items."""
     write_catalog(directory, catalog_items())
     return directory
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def served(app: FastAPI, start_timeout_s: float = 60.0) -> Iterator[str]:
+    """``app`` served by a real uvicorn on a free loopback port in a thread; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

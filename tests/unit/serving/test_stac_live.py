@@ -5,16 +5,12 @@ conformance class the landing page declares."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from pystac_client import Client
 
 from satlake.resources.lakehouse import Lakehouse
@@ -28,6 +24,7 @@ from tests.unit.serving.stac_catalog import (
     MARS,
     catalogued_root,
     embedded_settings,
+    served,
 )
 
 # stac-api-validator checks items and collections against the STAC JSON schemas, which it downloads; this
@@ -62,28 +59,12 @@ VALIDATOR_CLASSES = {
 UTM_AREA = {"type": "Polygon", "coordinates": [[[14.9, 45.0], [15.1, 45.0], [15.1, 45.2], [14.9, 45.2], [14.9, 45.0]]]}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = catalogued_root(tmp_path_factory.mktemp("root"))
     backend = DuckDbCatalog(Lakehouse(root_uri=str(root / "lake")))
-    app = build_app(embedded_settings(root), backend=backend, environ={})
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(build_app(embedded_settings(root), backend=backend, environ={})) as url:
+        yield url
 
 
 def test_pystac_client_searches_the_api(api_url: str) -> None:
