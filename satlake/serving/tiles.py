@@ -101,10 +101,13 @@ def gdal_environment(settings: Settings) -> dict[str, Any]:
 
 
 class CatalogItemReader(STACReader):
-    """rio-tiler's STACReader over an item dict the catalog already returned (its ``input``; no fetch by URL)."""
+    """rio-tiler's STACReader over an item dict the catalog already returned (its ``input``; no fetch by URL).
+
+    The item is read without its links: asset hrefs in the catalog are absolute (a local path or ``s3://``), and
+    pystac would otherwise resolve a local path against the API's own ``self`` URL."""
 
     def __attrs_post_init__(self) -> None:
-        self.item = pystac.Item.from_dict(self.input, preserve_dict=True)  # type: ignore[arg-type]
+        self.item = pystac.Item.from_dict({**self.input, "links": []})  # type: ignore[dict-item]
         super().__attrs_post_init__()
 
 

@@ -98,7 +98,8 @@ def tile_item(item_id: str, assets: dict[str, dict[str, Any]], collection: str =
             "proj:shape": [SIZE, SIZE],
             "proj:transform": [resolution, 0.0, x_min, 0.0, -resolution, y_max],
         },
-        "links": [],
+        # As the API serves it: a self link on the server, which must not turn a local href into a URL.
+        "links": [{"rel": "self", "href": f"http://testserver/collections/{collection}/items/{item_id}"}],
         "assets": assets,
     }
 
