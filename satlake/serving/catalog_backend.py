@@ -22,6 +22,7 @@ from deltalake import DeltaTable
 from satlake.catalog.items import EARTH, union_longitudes
 from satlake.resources.lakehouse import Lakehouse
 from satlake.scenes.tables import CATALOG_ITEMS
+from satlake.serving.catalog_index import IndexedCatalog, IndexQuery
 from satlake.serving.cql2_sql import INTERSECTS_FUNCTION
 
 # Sortable properties of an item and the catalog column holding each.
@@ -46,6 +47,7 @@ class CatalogQuery:
     sort: Sequence[tuple[str, bool]] = DEFAULT_SORT  # (catalog column, descending)
     limit: int = 10
     offset: int = 0
+    index: IndexQuery | None = None  # the same page as an index search, when the index can answer it
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +84,12 @@ def _intersects(footprints: pa.Array, query: pa.Array) -> pa.Array:
 
 
 class DuckDbCatalog:
-    """The catalog table of a lakehouse (local or object store) queried by an embedded DuckDB."""
+    """The catalog table of a lakehouse (local or object store) queried by an embedded DuckDB, and by the
+    table's in-memory search index for the searches it answers (``use_index``)."""
 
-    def __init__(self, lakehouse: Lakehouse) -> None:
+    def __init__(self, lakehouse: Lakehouse, use_index: bool = True) -> None:
         self.lakehouse = lakehouse
+        self._index = IndexedCatalog(lakehouse) if use_index else None
         self._lock = threading.Lock()
         self._table: DeltaTable | None = None
         self._registered_version: int | None = None
@@ -121,6 +125,10 @@ class DuckDbCatalog:
             return self._con.execute(sql, list(params)).fetchall()
 
     def search(self, query: CatalogQuery) -> list[dict[str, Any]]:
+        if query.index is not None and self._index is not None:
+            found = self._index.search(query.index)
+            if found is not None:
+                return found
         where = f" WHERE {' AND '.join(query.conditions)}" if query.conditions else ""
         allowed = set(SORTABLE_COLUMNS.values())
         order_terms = []

@@ -300,9 +300,20 @@ def bbox_geometry(west: float, south: float, east: float, north: float) -> shape
 
 
 def earth_intersects_sql(wkb: bytes, params: list[Any]) -> str:
-    """Items on Earth whose footprint meets the WKB geometry; items of other bodies never match."""
-    params.extend([EARTH, wkb])
-    return f'("body" = ? AND {INTERSECTS_FUNCTION}("geometry_wkb", ?))'
+    """Items on Earth whose footprint meets the WKB geometry; items of other bodies never match.
+
+    The bbox columns come first: plain comparisons DuckDB evaluates (and prunes row groups with) before the exact
+    test of the footprint, which only the rows whose bbox meets the geometry's bounds reach. A row without a
+    footprint (``geometry_wkb`` null) is judged by its bbox alone.
+    """
+    west, south, east, north = shapely.from_wkb(wkb).bounds
+    params.extend([EARTH, north, south, east, west, east, west, wkb])
+    return (
+        '("body" = ? AND "bbox_ymin" <= ? AND "bbox_ymax" >= ? AND ('
+        '("crosses_antimeridian" = FALSE AND "bbox_xmin" <= ? AND "bbox_xmax" >= ?) OR '
+        '("crosses_antimeridian" = TRUE AND ("bbox_xmin" <= ? OR "bbox_xmax" >= ?))) AND '
+        f'("geometry_wkb" IS NULL OR {INTERSECTS_FUNCTION}("geometry_wkb", ?)))'
+    )
 
 
 def _spatial(op: str, args: list[Any], params: list[Any]) -> str:

@@ -303,8 +303,7 @@ class SatlakeCoreClient(BaseCoreClient):
         except PageTokenError as error:
             raise BadParameter("token", str(error)) from None
         # One row past the page tells whether a next page exists without counting every match.
-        query = catalog_query(search, principal, offset)
-        rows = self.backend.search(CatalogQuery(query.conditions, query.params, query.sort, query.limit + 1, offset))
+        rows = self.backend.search(catalog_query(search, principal, offset, search.limit + 1))
         base = _base_url(request)
         features = [
             apply_fields(api_item(item, base), search.fields_include, search.fields_exclude)

@@ -12,11 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import shapely
 from stac_fastapi.types.errors import InvalidQueryParameter
 
-from satlake.catalog.search import MAX_LIMIT, parse_datetime_range
+from satlake.catalog.search import MAX_LIMIT, SearchQuery, parse_datetime_range
 from satlake.serving.access import Principal
 from satlake.serving.catalog_backend import DEFAULT_SORT, SORTABLE_COLUMNS, CatalogQuery
+from satlake.serving.catalog_index import IndexQuery
 from satlake.serving.cql2_sql import (
     FilterError,
     bbox_geometry,
@@ -208,8 +210,9 @@ def parse_filter_param(value: Any, lang: str | None, crs: str | None = None) -> 
     return tree
 
 
-def catalog_query(search: SearchParams, principal: Principal, offset: int) -> CatalogQuery:
-    """The catalog query of the page at ``offset`` of ``search``, limited to what ``principal`` may read."""
+def catalog_query(search: SearchParams, principal: Principal, offset: int, limit: int) -> CatalogQuery:
+    """The catalog query of the ``limit`` items from ``offset`` of ``search``, limited to what ``principal`` may
+    read, with its index form when the index can answer it."""
     conditions: list[str] = []
     params: list[Any] = []
     collections = search.collections
@@ -241,13 +244,49 @@ def catalog_query(search: SearchParams, principal: Principal, offset: int) -> Ca
         sql, filter_params = filter_sql(search.filter_tree)
         conditions.append(sql)
         params.extend(filter_params)
-    return CatalogQuery(conditions, params, search.sortby or DEFAULT_SORT, search.limit, offset)
+    index = _index_query(search, collections, offset, limit)
+    return CatalogQuery(conditions, params, search.sortby or DEFAULT_SORT, limit, offset, index)
 
 
 def bbox_geometry_wkb(bbox: tuple[float, float, float, float]) -> bytes:
-    import shapely
-
     return shapely.to_wkb(bbox_geometry(*bbox))
+
+
+_NEWEST_FIRST = ((), (("datetime", True),), (("datetime", True), ("id", False)))
+
+
+def _cloud_ceiling(tree: Any) -> tuple[float, bool] | None:
+    """(bound, strict) when the filter is exactly ``eo:cloud_cover <= n`` or ``< n``, else None."""
+    if not isinstance(tree, Mapping) or tree.get("op") not in ("<", "<=") or len(tree.get("args", ())) != 2:
+        return None
+    prop, bound = tree["args"]
+    if prop != {"property": "eo:cloud_cover"} or isinstance(bound, bool) or not isinstance(bound, (int, float)):
+        return None
+    return float(bound), tree["op"] == "<"
+
+
+def _index_query(
+    search: SearchParams, collections: tuple[str, ...] | None, offset: int, limit: int
+) -> IndexQuery | None:
+    """The page as a search of the catalog index: a box or geometry (by its bounds, then its footprint), a time
+    range, collections and a cloud ceiling, newest first; None for anything else."""
+    if search.ids is not None or search.sortby not in _NEWEST_FIRST:
+        return None
+    ceiling = _cloud_ceiling(search.filter_tree) if search.filter_tree is not None else None
+    if search.filter_tree is not None and (ceiling is None or not 0 <= ceiling[0] <= 100):
+        return None
+    wkb = bbox_geometry_wkb(search.bbox) if search.bbox is not None else None
+    bbox = search.bbox
+    if search.intersects is not None:
+        wkb = query_geometry_wkb(search.intersects, "intersects")
+        bbox = shapely.from_wkb(wkb).bounds
+    conditions = SearchQuery(
+        bbox=bbox,
+        datetime_range=parse_datetime_range(search.datetime) if search.datetime is not None else None,
+        cloud_cover_max=ceiling[0] if ceiling else None,
+        collections=list(collections) if collections is not None else None,
+    )
+    return IndexQuery(conditions, wkb, ceiling[0] if ceiling and ceiling[1] else None, limit, offset)
 
 
 def apply_fields(item: dict[str, Any], include: Sequence[str], exclude: Sequence[str]) -> dict[str, Any]:

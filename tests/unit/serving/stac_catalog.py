@@ -49,6 +49,19 @@ def catalog_items() -> list[dict[str, Any]]:
     return [build_stac_item(meta, scene_assets(meta, "/data/satlake")) for meta in scenes]
 
 
+TRIANGLE = "LC08_T33_20240520"  # landsat-c2-l2: the UTM tile's bbox, but only its south-west half as footprint
+
+
+def triangle_item() -> dict[str, Any]:
+    """An item whose footprint is half of its bbox, so a box can meet the bbox and miss the footprint."""
+    meta = earth_utm_scene(
+        scene_id=TRIANGLE,
+        acquired_at=datetime(2024, 5, 20, 10, 0, tzinfo=UTC),
+        footprint_geographic_wkt="POLYGON ((15 45.126466, 15.038166 45.126466, 15 45.153477, 15 45.126466))",
+    )
+    return build_stac_item(meta, scene_assets(meta, "/data/satlake"))
+
+
 def write_catalog(root: Path, items: list[dict[str, Any]], mode: str = "append") -> None:
     """Append ``items`` to ``root``'s catalog table, as the catalog asset does."""
     write_deltalake(Lakehouse(root_uri=str(root / "lake")).uri(CATALOG_ITEMS), catalog_rows(items), mode=mode)
@@ -64,10 +77,11 @@ def api_client(
     environ: Mapping[str, str] | None = None,
     mode: Mode = Mode.EMBEDDED,
     routers: Sequence[APIRouter] = (),
+    use_index: bool = True,
 ) -> TestClient:
     """The whole service of ``satlake serve`` over ``root``'s catalog table, in process (in stack mode too, whose
     access defaults differ)."""
-    backend = DuckDbCatalog(Lakehouse(root_uri=str(root / "lake")))
+    backend = DuckDbCatalog(Lakehouse(root_uri=str(root / "lake")), use_index=use_index)
     app = build_app(embedded_settings(root, mode), host=host, backend=backend, routers=routers, environ=environ or {})
     return TestClient(app)
 

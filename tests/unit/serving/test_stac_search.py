@@ -21,6 +21,7 @@ from tests.unit.serving.stac_catalog import (
     catalog_items,
     catalogued_root,
     ids,
+    triangle_item,
     write_catalog,
 )
 
@@ -171,3 +172,35 @@ def test_a_scene_catalogued_by_a_run_is_found_on_the_next_request(tmp_path: Path
     write_catalog(tmp_path, items[2:])
     assert ids(client.get("/search")) == ALL_IDS
     assert sorted(c["id"] for c in client.get("/collections").json()["collections"]) == COLLECTIONS
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"bbox": "14.9,45,15.1,45.2"},
+        {"bbox": "179,-20,-179,-15", "datetime": "2024-05-01T00:00:00Z/.."},
+        {"bbox": "15.03,45.15,15.05,45.16"},  # meets the triangle's bbox, not its footprint
+        {"bbox": "15.0,45.12,15.01,45.13", "limit": 1},
+        {"intersects": json.dumps(UTM_TILE), "collections": "landsat-c2-l2"},
+        {"datetime": "../2024-05-02T00:00:00Z", "filter": "eo:cloud_cover < 12.5"},
+        {"filter": "eo:cloud_cover <= 40", "limit": 1},
+        {"bbox": "-180,-90,180,90", "limit": 2},
+    ],
+)
+def test_the_index_and_the_table_scan_give_the_same_pages(tmp_path: Path, params: dict[str, object]) -> None:
+    root = catalogued_root(tmp_path)
+    write_catalog(root, [triangle_item()])
+    indexed, scanned = api_client(root), api_client(root, use_index=False)
+
+    def pages(client: TestClient) -> list[list[str]]:
+        found, response = [], client.get("/search", params=params)
+        while True:
+            found.append(ids(response))
+            following = [link["href"] for link in response.json()["links"] if link["rel"] == "next"]
+            if not following:
+                return found
+            response = client.get(following[0])
+
+    assert pages(indexed) == pages(scanned)
+    if params.get("bbox") == "15.03,45.15,15.05,45.16":
+        assert pages(indexed) == [[LATE_UTM, EARLY_UTM]]
