@@ -7,8 +7,10 @@ conditions with ``?`` placeholders; this module adds only fixed column names.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +38,7 @@ SORTABLE_COLUMNS: dict[str, str] = {
 }
 DEFAULT_SORT: tuple[tuple[str, bool], ...] = (("datetime", True), ("id", False))  # (column, descending)
 _VIEW = "catalog_items"
+_CACHED_ITEMS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,14 @@ class CatalogBackend(Protocol):
         """A summary of every collection with at least one item, by id."""
         ...
 
+    def item(self, collection_id: str, item_id: str) -> dict[str, Any] | None:
+        """One STAC item, or None when the collection holds no such item."""
+        ...
+
+    def warm(self) -> None:
+        """Do now what the first requests would otherwise wait for (open the table, build indexes)."""
+        ...
+
 
 def _intersects(footprints: pa.Array, query: pa.Array) -> pa.Array:
     """Vectorised S_INTERSECTS for DuckDB: WKB footprints against WKB query geometries (nulls never match)."""
@@ -93,6 +104,10 @@ class DuckDbCatalog:
         self._lock = threading.Lock()
         self._table: DeltaTable | None = None
         self._registered_version: int | None = None
+        # Per table version: the collection summaries (an aggregate over every row) and the items fetched one by
+        # one (the tiles of a map view ask for the same item again and again).
+        self._summaries: list[CollectionSummary] | None = None
+        self._items: OrderedDict[tuple[str, str], dict[str, Any] | None] = OrderedDict()
         self._con = duckdb.connect()
         self._con.create_function(
             INTERSECTS_FUNCTION,
@@ -116,6 +131,8 @@ class DuckDbCatalog:
         if version != self._registered_version:
             self._con.register(_VIEW, self._table.to_pyarrow_dataset())
             self._registered_version = version
+            self._summaries = None
+            self._items.clear()
         return True
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
@@ -146,10 +163,35 @@ class DuckDbCatalog:
                    min("bbox_xmin"), min("bbox_ymin"), max("bbox_xmax"), max("bbox_ymax"), list(DISTINCT "body")
             FROM {_VIEW} GROUP BY "collection", "crosses_antimeridian" ORDER BY "collection"
         """
-        grouped: dict[str, list[tuple[Any, ...]]] = {}
-        for row in self._rows(sql, []) or []:
-            grouped.setdefault(row[0], []).append(row)
-        return [_summary(collection_id, groups) for collection_id, groups in grouped.items()]
+        with self._lock:
+            if not self._refresh():
+                return []
+            if self._summaries is None:
+                grouped: dict[str, list[tuple[Any, ...]]] = {}
+                for row in self._con.execute(sql).fetchall():
+                    grouped.setdefault(row[0], []).append(row)
+                self._summaries = [_summary(collection_id, groups) for collection_id, groups in grouped.items()]
+            return list(self._summaries)
+
+    def warm(self) -> None:
+        self.collections()
+        if self._index is not None:
+            self._index.warm()
+
+    def item(self, collection_id: str, item_id: str) -> dict[str, Any] | None:
+        key = (collection_id, item_id)
+        sql = f'SELECT "item_json" FROM {_VIEW} WHERE "collection" = ? AND "id" = ? LIMIT 1'
+        with self._lock:
+            if not self._refresh():
+                return None
+            if key not in self._items:
+                rows = self._con.execute(sql, [collection_id, item_id]).fetchall()
+                self._items[key] = json.loads(rows[0][0]) if rows else None
+                while len(self._items) > _CACHED_ITEMS:
+                    self._items.popitem(last=False)
+            self._items.move_to_end(key)
+            found = self._items[key]
+        return copy.deepcopy(found) if found is not None else None
 
 
 def _summary(collection_id: str, groups: list[tuple[Any, ...]]) -> CollectionSummary:

@@ -62,6 +62,13 @@ class IndexedCatalog:
             )
         return self._search
 
+    def warm(self) -> None:
+        """Open the index now (reading the search columns of every row) rather than on the first search."""
+        with self._lock:
+            searcher = self._searcher()
+            if searcher is not None:
+                searcher.refresh()
+
     def search(self, query: IndexQuery) -> list[dict[str, Any]] | None:
         """STAC items of the page, newest first (then by id), footprints and strict bounds applied; None when the
         page lies beyond what the index returns for one search (the caller scans the table instead)."""

@@ -32,6 +32,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = build_app(settings, host=args.host)
     except ValueError as error:
         raise CliError(str(error)) from error
+    print(f"satlake API: reading the catalog of {settings.root} ({settings.mode.value} mode)…", flush=True)
+    try:
+        app.state.stac_client.backend.warm()
+    except Exception as error:  # the catalog's storage, whatever its kind, refused: say where and what
+        raise CliError(
+            f"cannot read the catalog table of {settings.root} ({settings.mode.value} mode): {error}"
+        ) from error
 
     line = ready_line(args.host, args.port)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import cql2
@@ -19,95 +17,19 @@ import shapely
 from shapely.geometry import box, shape
 
 from satlake.catalog.items import EARTH
-from satlake.catalog.search import parse_datetime_range
+from satlake.serving.stac_cql2_temporal import TEMPORAL_OPS, instant_bounds, temporal_sql
+from satlake.serving.stac_queryables import FILTER_PARAMETER, QUERYABLES, FilterError, Queryable, named_property
 
-FILTER_PARAMETER = "filter"
+__all__ = ["QUERYABLES", "FilterError", "filter_sql", "parse_filter", "query_geometry_wkb"]
+
 MAX_FILTER_NODES = 500
 MAX_FILTER_CHARS = 20_000
 # The DuckDB function (registered by the catalog backend) testing a WKB footprint against a WKB query geometry.
 INTERSECTS_FUNCTION = "satlake_intersects"
 
-
-class FilterError(ValueError):
-    """A CQL2 filter that cannot be run: the message says what is wrong and names the parameter."""
-
-    def __init__(self, message: str, parameter: str = FILTER_PARAMETER) -> None:
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
-
-
-@dataclass(frozen=True, slots=True)
-class Queryable:
-    """A property a filter may name: its catalog column, its JSON-schema type and what it means."""
-
-    column: str
-    kind: str  # "string", "number", "datetime", "geometry" or "targets"
-    description: str
-
-
-QUERYABLES: Mapping[str, Queryable] = {
-    "id": Queryable("id", "string", "Item id"),
-    "collection": Queryable("collection", "string", "Collection id"),
-    "datetime": Queryable("datetime", "datetime", "Acquisition time (RFC 3339)"),
-    "eo:cloud_cover": Queryable("cloud_cover", "number", "Cloud cover, percent (null when unknown)"),
-    "platform": Queryable("platform", "string", "Platform, e.g. landsat-8"),
-    "gsd": Queryable("gsd", "number", "Ground sample distance, metres"),
-    "ssys:targets": Queryable("body", "targets", "Solar-system bodies imaged; Earth items target 'earth'"),
-    "geometry": Queryable("geometry_wkb", "geometry", "Footprint on Earth, lon/lat WGS 84"),
-}
-
-_JSON_SCHEMA_TYPES: Mapping[str, dict[str, Any]] = {
-    "string": {"type": "string"},
-    "number": {"type": "number"},
-    "datetime": {"type": "string", "format": "date-time"},
-    "geometry": {"$ref": "https://geojson.org/schema/Geometry.json"},
-    "targets": {"type": "array", "items": {"type": "string"}},
-}
-
 _COMPARISONS = {"=": "=", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _SPATIAL_OPS = frozenset({"s_intersects"})
-_OPEN = (None, "..", "")
-
-Endpoint = Any  # a column reference (_Column), a UTC datetime, or one of the infinities below
-_NEG_INF, _POS_INF = float("-inf"), float("inf")
-
-# Each temporal relation of CQL2 between A = [as, ae] and B = [bs, be], as a conjunction (or, for t_disjoint, a
-# disjunction) of endpoint comparisons. An item's datetime is the instant interval [datetime, datetime].
-_TEMPORAL: Mapping[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
-    "t_after": ("AND", (("as", ">", "be"),)),
-    "t_before": ("AND", (("ae", "<", "bs"),)),
-    "t_contains": ("AND", (("as", "<", "bs"), ("ae", ">", "be"))),
-    "t_disjoint": ("OR", (("ae", "<", "bs"), ("as", ">", "be"))),
-    "t_during": ("AND", (("as", ">", "bs"), ("ae", "<", "be"))),
-    "t_equals": ("AND", (("as", "=", "bs"), ("ae", "=", "be"))),
-    "t_finishedby": ("AND", (("as", "<", "bs"), ("ae", "=", "be"))),
-    "t_finishes": ("AND", (("as", ">", "bs"), ("ae", "=", "be"))),
-    "t_intersects": ("AND", (("as", "<=", "be"), ("ae", ">=", "bs"))),
-    "t_meets": ("AND", (("ae", "=", "bs"),)),
-    "t_metby": ("AND", (("as", "=", "be"),)),
-    "t_overlappedby": ("AND", (("as", ">", "bs"), ("as", "<", "be"), ("ae", ">", "be"))),
-    "t_overlaps": ("AND", (("as", "<", "bs"), ("ae", ">", "bs"), ("ae", "<", "be"))),
-    "t_startedby": ("AND", (("as", "=", "bs"), ("ae", ">", "be"))),
-    "t_starts": ("AND", (("as", "=", "bs"), ("ae", "<", "be"))),
-}
 _ARRAY_OPS = frozenset({"a_contains", "a_containedby", "a_overlaps", "a_equals"})
-
-
-@dataclass(frozen=True, slots=True)
-class _Column:
-    sql: str
-
-
-def queryables_schema(url: str) -> dict[str, Any]:
-    """The JSON Schema of ``/queryables`` (``$id`` is the URL it is served at)."""
-    return {
-        "$schema": "https://json-schema.org/draft/2019-09/schema",
-        "$id": url,
-        "type": "object",
-        "title": "Queryables of the satlake catalog",
-        "properties": {name: {"title": q.description, **_JSON_SCHEMA_TYPES[q.kind]} for name, q in QUERYABLES.items()},
-        "additionalProperties": False,
-    }
 
 
 def parse_filter(value: str | Mapping[str, Any], lang: str | None = None) -> dict[str, Any]:
@@ -165,14 +87,14 @@ def _condition(node: Any, params: list[Any]) -> str:
         raise FilterError(f"operator {op!r}: 'args' must be a list")
     handler = _HANDLERS.get(op)
     if handler is None:
-        if op in _TEMPORAL:
-            return _temporal(op, args, params)
+        if op in TEMPORAL_OPS:
+            return temporal_sql(op, args, params)
         raise FilterError(f"operator {op!r} is not supported; supported: {', '.join(sorted(_supported_ops()))}")
     return handler(op, args, params)
 
 
 def _supported_ops() -> set[str]:
-    return set(_HANDLERS) | set(_TEMPORAL)
+    return set(_HANDLERS) | set(TEMPORAL_OPS)
 
 
 def _logical(op: str, args: list[Any], params: list[Any]) -> str:
@@ -186,16 +108,6 @@ def _logical(op: str, args: list[Any], params: list[Any]) -> str:
     return "(" + joiner.join(_condition(arg, params) for arg in args) + ")"
 
 
-def _property(node: Any) -> tuple[str, Queryable] | None:
-    if isinstance(node, Mapping) and "property" in node:
-        name = node["property"]
-        queryable = QUERYABLES.get(name) if isinstance(name, str) else None
-        if queryable is None:
-            raise FilterError(f"property {name!r} is not queryable; queryables: {', '.join(QUERYABLES)}")
-        return name, queryable
-    return None
-
-
 def _scalar(name: str, queryable: Queryable, value: Any) -> Any:
     """A literal compared with ``queryable``, checked against its type and converted for binding."""
     if queryable.kind == "number":
@@ -207,7 +119,7 @@ def _scalar(name: str, queryable: Queryable, value: Any) -> Any:
             raise FilterError(f"{name} compares with text in quotes, not {json.dumps(value)[:60]}")
         return value
     if queryable.kind == "datetime":
-        start, end = _instant_bounds(value)
+        start, end = instant_bounds(value)
         if start != end and not (isinstance(value, Mapping) and "date" in value):
             raise FilterError(f"{name} compares with one TIMESTAMP or DATE, not an interval")
         return start
@@ -218,15 +130,15 @@ def _comparison(op: str, args: list[Any], params: list[Any]) -> str:
     if len(args) != 2:
         raise FilterError(f"comparison {op!r} takes two arguments")
     left, right = args
-    named = _property(left)
+    named = named_property(left)
     if named is None:
-        named, right, op = _property(right), left, _MIRRORED[op]
-    if named is None or _property(right) is not None:
+        named, right, op = named_property(right), left, _MIRRORED[op]
+    if named is None or named_property(right) is not None:
         raise FilterError(f"comparison {op!r} must compare one queryable property with a literal value")
     name, queryable = named
     if queryable.kind == "datetime" and isinstance(right, Mapping) and "date" in right:
         # A DATE is its whole UTC day: "= day" is within it, "< day" before its start, "> day" after its end.
-        day_start, day_end = _instant_bounds(right)
+        day_start, day_end = instant_bounds(right)
         if op in ("=", "<>"):
             params.extend([day_start, day_end])
             return f'("{queryable.column}" {"NOT " if op == "<>" else ""}BETWEEN ? AND ?)'
@@ -240,7 +152,7 @@ _MIRRORED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 def _is_null(op: str, args: list[Any], params: list[Any]) -> str:
-    named = _property(args[0]) if len(args) == 1 else None
+    named = named_property(args[0]) if len(args) == 1 else None
     if named is None:
         raise FilterError("IS NULL takes one queryable property")
     return f'("{named[1].column}" IS NULL)'
@@ -249,7 +161,7 @@ def _is_null(op: str, args: list[Any], params: list[Any]) -> str:
 def _between(op: str, args: list[Any], params: list[Any]) -> str:
     if len(args) == 2 and isinstance(args[1], list):
         args = [args[0], *args[1]]
-    named = _property(args[0]) if len(args) == 3 else None
+    named = named_property(args[0]) if len(args) == 3 else None
     if named is None or named[1].kind != "number":
         raise FilterError("BETWEEN takes a numeric queryable and two numbers: eo:cloud_cover BETWEEN 0 AND 20")
     params.extend([_scalar(*named, args[1]), _scalar(*named, args[2])])
@@ -257,7 +169,7 @@ def _between(op: str, args: list[Any], params: list[Any]) -> str:
 
 
 def _in(op: str, args: list[Any], params: list[Any]) -> str:
-    named = _property(args[0]) if len(args) == 2 and isinstance(args[1], list) else None
+    named = named_property(args[0]) if len(args) == 2 and isinstance(args[1], list) else None
     if named is None or not args[1]:
         raise FilterError("IN takes a queryable and a non-empty list: platform IN ('landsat-8', 'sentinel-2a')")
     params.extend(_scalar(*named, value) for value in args[1])
@@ -265,7 +177,7 @@ def _in(op: str, args: list[Any], params: list[Any]) -> str:
 
 
 def _like(op: str, args: list[Any], params: list[Any]) -> str:
-    named = _property(args[0]) if len(args) == 2 else None
+    named = named_property(args[0]) if len(args) == 2 else None
     if named is None or named[1].kind != "string" or not isinstance(args[1], str):
         raise FilterError("LIKE takes a text queryable and a pattern: platform LIKE 'landsat%'")
     params.append(args[1])
@@ -317,14 +229,14 @@ def earth_intersects_sql(wkb: bytes, params: list[Any]) -> str:
 
 
 def _spatial(op: str, args: list[Any], params: list[Any]) -> str:
-    named = _property(args[0]) if len(args) == 2 else None
+    named = named_property(args[0]) if len(args) == 2 else None
     if named is None or named[1].kind != "geometry":
         raise FilterError("S_INTERSECTS takes the geometry property and a geometry literal")
     return earth_intersects_sql(query_geometry_wkb(args[1]), params)
 
 
 def _array(op: str, args: list[Any], params: list[Any]) -> str:
-    named = _property(args[0]) if len(args) == 2 else None
+    named = named_property(args[0]) if len(args) == 2 else None
     if named is None or named[1].kind != "targets" or not isinstance(args[1], list):
         raise FilterError(f"{op.upper()} takes ssys:targets and a list of bodies: A_CONTAINS(ssys:targets, ('mars'))")
     bodies = sorted({_scalar(*named, value).lower() for value in args[1]})
@@ -343,84 +255,13 @@ def _array(op: str, args: list[Any], params: list[Any]) -> str:
 
 
 def _targets_comparison(op: str, args: list[Any], params: list[Any]) -> str:
-    named = _property(args[0]) if len(args) == 2 else None
+    named = named_property(args[0]) if len(args) == 2 else None
     if named is not None and named[1].kind == "targets":
         if op not in ("=", "<>"):
             raise FilterError(f"ssys:targets takes = or <> with a body name, not {op!r}")
         params.append(_scalar(*named, args[1]).lower())
         return f'("body" {op} ?)'
     return _comparison(op, args, params)
-
-
-def _instant_bounds(value: Any) -> tuple[datetime | float, datetime | float]:
-    """A temporal literal as its [start, end] (open ends as infinities)."""
-    try:
-        if isinstance(value, Mapping) and "timestamp" in value:
-            start, end = parse_datetime_range(str(value["timestamp"]))
-            return start or _NEG_INF, start or _POS_INF
-        if isinstance(value, Mapping) and "date" in value:
-            start, end = parse_datetime_range(str(value["date"]))
-            return start or _NEG_INF, end or _POS_INF
-        if isinstance(value, Mapping) and "interval" in value and len(value["interval"]) == 2:
-            ends = [_interval_end(v, i == 1) for i, v in enumerate(value["interval"])]
-            return ends[0], ends[1]
-    except ValueError as error:
-        raise FilterError(f"bad temporal literal {json.dumps(value)[:80]}: {error}") from None
-    raise FilterError(f"expected TIMESTAMP(...), DATE(...) or INTERVAL(...), not {json.dumps(value)[:80]}")
-
-
-def _interval_end(value: Any, is_end: bool) -> datetime | float:
-    if isinstance(value, Mapping):
-        value = value.get("timestamp", value.get("date"))
-    if value in _OPEN:
-        return _POS_INF if is_end else _NEG_INF
-    start, end = parse_datetime_range(str(value))
-    moment = end if is_end else start
-    return moment if moment is not None else (_POS_INF if is_end else _NEG_INF)
-
-
-def _temporal_operand(node: Any) -> tuple[Endpoint, Endpoint]:
-    named = _property(node)
-    if named is not None:
-        if named[1].kind != "datetime":
-            raise FilterError(f"{named[0]} is not temporal; temporal functions take datetime")
-        column = _Column(f'"{named[1].column}"')
-        return column, column
-    return _instant_bounds(node)
-
-
-def _endpoint_comparison(left: Endpoint, op: str, right: Endpoint, params: list[Any]) -> str:
-    if not isinstance(left, _Column) and not isinstance(right, _Column):
-        return "TRUE" if _compare_values(left, op, right) else "FALSE"
-    if isinstance(left, float) or isinstance(right, float):  # a column against an open end
-        column_is_left = isinstance(left, _Column)
-        infinite = right if column_is_left else left
-        # A finite column value is above -inf and below +inf, never equal to either.
-        below = (infinite == _POS_INF) == column_is_left
-        holds = {"<": below, "<=": below, ">": not below, ">=": not below, "=": False}[op]
-        return "TRUE" if holds else "FALSE"
-    left_sql = left.sql if isinstance(left, _Column) else "?"
-    right_sql = right.sql if isinstance(right, _Column) else "?"
-    params.extend(v for v in (left, right) if not isinstance(v, _Column))
-    return f"{left_sql} {op} {right_sql}"
-
-
-def _compare_values(left: datetime | float, op: str, right: datetime | float) -> bool:
-    def key(v: datetime | float) -> float:
-        return v if isinstance(v, float) else v.astimezone(UTC).timestamp()
-
-    a, b = key(left), key(right)
-    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "=": a == b}[op]
-
-
-def _temporal(op: str, args: list[Any], params: list[Any]) -> str:
-    if len(args) != 2:
-        raise FilterError(f"{op.upper()} takes two temporal arguments")
-    (a_start, a_end), (b_start, b_end) = _temporal_operand(args[0]), _temporal_operand(args[1])
-    ends = {"as": a_start, "ae": a_end, "bs": b_start, "be": b_end}
-    joiner, comparisons = _TEMPORAL[op]
-    parts = [_endpoint_comparison(ends[x], cmp, ends[y], params) for x, cmp, y in comparisons]
-    return "(" + f" {joiner} ".join(parts) + ")"
 
 
 _HANDLERS: Mapping[str, Callable[[str, list[Any], list[Any]], str]] = {

@@ -29,9 +29,10 @@ from stac_fastapi.types.search import BaseSearchGetRequest, BaseSearchPostReques
 
 from satlake.catalog.items import MEDIA_TYPE_GEOJSON, MEDIA_TYPE_JSON, format_datetime
 from satlake.serving.access import request_principal
-from satlake.serving.catalog_backend import CatalogBackend, CatalogQuery, CollectionSummary
-from satlake.serving.cql2_sql import parse_filter, queryables_schema
+from satlake.serving.catalog_backend import CatalogBackend, CollectionSummary
+from satlake.serving.cql2_sql import parse_filter
 from satlake.serving.paging import PageTokenError, PageTokens, search_fingerprint
+from satlake.serving.stac_queryables import queryables_schema
 from satlake.serving.stac_search import (
     BadParameter,
     SearchParams,
@@ -231,11 +232,11 @@ class SatlakeCoreClient(BaseCoreClient):
     def get_item(self, item_id: str, collection_id: str, **kwargs: Any) -> dict[str, Any]:
         request: Request = kwargs["request"]
         self._readable(request, collection_id)
-        ids = id_list([item_id], "item_id")
-        found = self.backend.search(CatalogQuery(['"collection" = ?', '"id" = ?'], [collection_id, *ids], limit=1))
-        if not found:
+        id_list([item_id], "item_id")
+        found = self.backend.item(collection_id, item_id)
+        if found is None:
             raise NotFoundError(f"item {item_id!r} is not in collection {collection_id!r}")
-        return api_item(found[0], _base_url(request))
+        return api_item(found, _base_url(request))
 
     def item_collection(self, collection_id: str, **kwargs: Any) -> dict[str, Any]:
         request: Request = kwargs["request"]
