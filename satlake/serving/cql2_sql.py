@@ -23,6 +23,7 @@ from satlake.serving.stac_queryables import FILTER_PARAMETER, QUERYABLES, Filter
 __all__ = ["QUERYABLES", "FilterError", "filter_sql", "parse_filter", "query_geometry_wkb"]
 
 MAX_FILTER_NODES = 500
+MAX_FILTER_DEPTH = 64
 MAX_FILTER_CHARS = 20_000
 # The DuckDB function (registered by the catalog backend) testing a WKB footprint against a WKB query geometry.
 INTERSECTS_FUNCTION = "satlake_intersects"
@@ -58,22 +59,26 @@ def parse_filter(value: str | Mapping[str, Any], lang: str | None = None) -> dic
 
 def filter_sql(tree: Any) -> tuple[str, list[Any]]:
     """A SQL condition (``?`` placeholders) and its parameters for a CQL2 JSON syntax tree."""
-    _count_nodes(tree)
+    check_filter_size(tree)
     params: list[Any] = []
     return _condition(tree, params), params
 
 
-def _count_nodes(tree: Any) -> None:
-    stack, count = [tree], 0
+def check_filter_size(tree: Any) -> None:
+    """Refuse a syntax tree with more than MAX_FILTER_NODES terms or nested deeper than MAX_FILTER_DEPTH (the
+    translation recurses once per level)."""
+    stack, count = [(tree, 1)], 0
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         count += 1
         if count > MAX_FILTER_NODES:
             raise FilterError(f"the expression has more than {MAX_FILTER_NODES} terms; simplify it")
+        if depth > MAX_FILTER_DEPTH:
+            raise FilterError(f"the expression nests deeper than {MAX_FILTER_DEPTH} levels; simplify it")
         if isinstance(node, Mapping):
-            stack.extend(node.values())
+            stack.extend((child, depth + 1) for child in node.values())
         elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend((child, depth + 1) for child in node)
 
 
 def _condition(node: Any, params: list[Any]) -> str:

@@ -48,7 +48,8 @@ def _validation_error(request: Request, error: Exception) -> JSONResponse:
     first = problems[0] if problems else {}
     location = [str(part) for part in first.get("loc", ()) if part not in ("query", "body", "path")]
     parameter = location[0] if location else "body"
-    return _bad_request(parameter, f"{parameter}: {first.get('msg', 'invalid value')}")
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return _bad_request(parameter, message if message.startswith(f"{parameter}:") else f"{parameter}: {message}")
 
 
 def _error_handlers() -> dict[Any, Callable[[Request, Any], Awaitable[Response] | Response]]:
@@ -69,7 +70,13 @@ def _error_handlers() -> dict[Any, Callable[[Request, Any], Awaitable[Response] 
             headers=getattr(error, "headers", None),
         )
 
+    def unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("%s %s failed", request.method, request.url.path)
+        description = "the server failed to answer; the error is in its log"
+        return JSONResponse({"code": "InternalServerError", "description": description}, status_code=500)
+
     return {
+        Exception: unexpected,
         BadParameter: bad_parameter,
         AccessDenied: denied,
         NotFoundError: not_found,

@@ -30,7 +30,7 @@ from stac_fastapi.types.search import BaseSearchGetRequest, BaseSearchPostReques
 from satlake.catalog.items import MEDIA_TYPE_GEOJSON, MEDIA_TYPE_JSON, format_datetime
 from satlake.serving.access import request_principal
 from satlake.serving.catalog_backend import CatalogBackend, CollectionSummary
-from satlake.serving.cql2_sql import parse_filter
+from satlake.serving.cql2_sql import check_filter_size, parse_filter
 from satlake.serving.paging import PageTokenError, PageTokens, search_fingerprint
 from satlake.serving.stac_queryables import queryables_schema
 from satlake.serving.stac_search import (
@@ -114,7 +114,9 @@ class SearchPostBase(BaseSearchPostRequest):
     @classmethod
     def _filter_text(cls, value: Any) -> Any:
         # pystac-client posts CQL2 text as a string with filter-lang cql2-text; the model holds the JSON tree.
-        return parse_filter(value) if isinstance(value, str) else value
+        tree = parse_filter(value) if isinstance(value, str) else value
+        check_filter_size(tree)  # before pydantic copies it, which fails on deep nesting
+        return tree
 
     @field_validator("filter_lang", mode="before", check_fields=False)
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -116,3 +117,23 @@ def test_tampered_paging_tokens_are_refused(client: TestClient) -> None:
 def test_not_found_and_errors_are_json(client: TestClient) -> None:
     missing = client.get("/collections/landsat-c2-l2/items/nope")
     assert missing.status_code == 404 and missing.json()["code"] == "NotFound"
+
+
+def test_deeply_nested_filters_are_refused_not_crashed_on(client: TestClient) -> None:
+    text = "eo:cloud_cover < 5"
+    tree: dict[str, object] = {"op": "<", "args": [{"property": "eo:cloud_cover"}, 5]}
+    for _ in range(300):
+        text, tree = f"NOT ({text})", {"op": "not", "args": [tree]}
+    assert_bad(client.get("/search", params={"filter": text}), "filter")
+    assert_bad(client.post("/search", json={"filter": text, "filter-lang": "cql2-text"}), "filter")
+    assert_bad(client.post("/search", json={"filter": tree}), "filter")
+    too_many = " OR ".join(f"eo:cloud_cover = {n}" for n in range(300))
+    assert_bad(client.get("/search", params={"filter": too_many}), "filter")
+
+
+def test_an_empty_root_answers_with_nothing_rather_than_an_error(tmp_path: Path) -> None:
+    client = api_client(tmp_path)
+    assert ids(client.get("/search")) == []
+    assert client.get("/collections").json()["collections"] == []
+    assert client.get("/collections/landsat-c2-l2").status_code == 404
+    assert_bad(client.get("/search", params={"collections": "landsat-c2-l2"}), "collections")
