@@ -22,8 +22,10 @@ from rio_tiler.errors import (
     AssetAsBandError,
     InvalidAssetName,
     InvalidBandName,
+    InvalidBufferSize,
     InvalidExpression,
     InvalidFormat,
+    MaxArraySizeError,
     MissingAssets,
     MissingBands,
     TileOutsideBounds,
@@ -66,9 +68,22 @@ EARTH_ONLY_PATHS = (
     "/feature/{width}x{height}.{format}",
 )
 
+# The largest image a request may ask for, per parameter (pixels): a tile of 20000 pixels a side or a preview of
+# 30000 would hold a worker for minutes. Buffer and padding add pixels on each side of a tile.
+IMAGE_SIZE_LIMITS: dict[str, int] = {
+    "tilesize": 1024,
+    "max_size": 4096,
+    "width": 4096,
+    "height": 4096,
+    "buffer": 64,
+    "padding": 64,
+}
+
 # rio-tiler's errors that a request's own parameters cause, and the parameter each names: answered with a 400.
 BAD_REQUEST_ERRORS: dict[type[Exception], str] = {
     InvalidExpression: "expression",
+    InvalidBufferSize: "buffer",
+    MaxArraySizeError: "max_size",
     InvalidFormat: "format",
     AssetAsBandError: "assets",
     InvalidAssetName: "assets",
@@ -148,6 +163,18 @@ class TileErrorRoute(APIRoute):
         return handle
 
 
+def limit_image_size(request: Request) -> None:
+    """Refuse an image larger than :data:`IMAGE_SIZE_LIMITS` before anything is read (query or path parameter)."""
+    for name, limit in IMAGE_SIZE_LIMITS.items():
+        raw = request.query_params.get(name, request.path_params.get(name))
+        try:
+            value = float(raw) if raw is not None else None
+        except ValueError:
+            continue  # not a number: titiler's own validation answers, naming the parameter
+        if value is not None and value > limit:
+            raise TileRequestError(name, f"{value:g} is more than the {limit} pixels allowed; ask for a smaller image")
+
+
 def _earth_only(item_dependency: Callable[..., dict[str, Any]]) -> Callable[..., None]:
     def require_earth(item: Annotated[dict[str, Any], Depends(item_dependency)]) -> None:
         body = item_body(item)
@@ -187,7 +214,7 @@ def tiles_router(get_item: GetItem, settings: Settings | None = None) -> APIRout
 
     factory = MultiBaseTilerFactory(
         reader=CatalogItemReader,
-        router=APIRouter(route_class=TileErrorRoute),
+        router=APIRouter(route_class=TileErrorRoute, dependencies=[Depends(limit_image_size)]),
         router_prefix=ITEM_PREFIX,
         path_dependency=item_dependency,
         layer_dependency=renders.layers,  # type: ignore[arg-type]

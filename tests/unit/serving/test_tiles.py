@@ -232,6 +232,12 @@ def test_fill_of_undeclared_nodata_is_transparent_and_out_of_the_stretch(client:
         ("tiles/NoSuchGrid/1/0/0.png", {}, "tileMatrixSetId"),
         ("tiles/WebMercatorQuad/one/0/0.png", {}, "z"),
         ("preview.png", {"assets": "red", "max_size": "big"}, "max_size"),
+        (f"{TILE_PATH}.png", {"tilesize": "20000"}, "tilesize"),
+        (f"{TILE_PATH}.png", {"buffer": "100000"}, "buffer"),
+        (f"{TILE_PATH}.png", {"buffer": "1.3"}, "buffer"),
+        ("preview.png", {"width": "30000", "height": "30000"}, "width"),
+        ("preview.png", {"max_size": "50000"}, "max_size"),
+        ("bbox/13.36,52.48,13.53,52.58/20000x20000.png", {}, "width"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_parameter(
