@@ -2,10 +2,11 @@
 (``X-API-Key``) or a bearer token, and anonymous access limited to a ``public`` collection list.
 
 Keys live in the secrets file (or the environment) as ``SATLAKE_API_KEY_ADMIN``, ``SATLAKE_API_KEY_SCIENCE`` and
-``SATLAKE_API_KEY_OPS``. As in Trino, ``admin`` and ``science`` read the whole catalog while ``ops`` reads
-telemetry only, so through the STAC API it sees what anyone sees. ``SATLAKE_API_PUBLIC_COLLECTIONS`` lists the
-collections anonymous requests see (comma-separated, ``*`` for all, empty for none); unset, it is every collection
-for an embedded root served on loopback (the files are the user's own) and none otherwise.
+``SATLAKE_API_KEY_OPS``; ``satlake serve --stack`` generates the missing ones there. As in Trino, ``admin`` and
+``science`` read the whole catalog while ``ops`` reads telemetry only, so through the STAC API it sees what anyone
+sees. ``SATLAKE_API_PUBLIC_COLLECTIONS`` lists the collections anonymous requests see (comma-separated, ``*`` for
+all, empty for none); unset, it is every collection for an embedded root served on loopback (the files are the
+user's own) and none otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ from starlette.responses import JSONResponse
 
 from satlake.settings import Mode, Settings, read_secrets_file
 from satlake.stack.access import ADMIN, OPS, SCIENCE
+from satlake.stack.credentials import write_secret_values
 
 ROLE_KEY_SECRETS: Mapping[str, str] = {
     ADMIN: "SATLAKE_API_KEY_ADMIN",
@@ -111,6 +114,16 @@ def access_policy(settings: Settings, host: str, environ: Mapping[str, str] | No
         if len(key) < 16:
             raise ValueError(f"{ROLE_KEY_SECRETS[role]} is shorter than 16 characters; use a long random key")
     return AccessPolicy(role_keys, _public_collections(merged.get(PUBLIC_COLLECTIONS_SECRET), settings, host))
+
+
+def ensure_api_keys(settings: Settings) -> list[str]:
+    """Generate the API key of every role that has none in the secrets file (or the environment) and store it
+    there, readable by its owner only; the secret names of the keys generated."""
+    present = {**read_secrets_file(settings.secrets_file), **os.environ}
+    generated = {name: secrets.token_urlsafe(32) for name in ROLE_KEY_SECRETS.values() if not present.get(name)}
+    if generated:
+        write_secret_values(settings.secrets_file, generated)
+    return sorted(generated)
 
 
 def request_api_key(request: Request) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from satlake.cli_support import CliError, settings_from_args
+from satlake.settings import Mode
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -23,11 +24,16 @@ def ready_line(host: str, port: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from satlake.serving.access import ensure_api_keys
     from satlake.serving.server import build_app
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port} is not a TCP port (1-65535)")
     settings = settings_from_args(args)
+    if settings.mode is Mode.STACK:
+        created = ensure_api_keys(settings)
+        if created:
+            print(f"satlake API: generated {', '.join(created)} in {settings.secrets_file}", flush=True)
     try:
         app = build_app(settings, host=args.host)
     except ValueError as error:

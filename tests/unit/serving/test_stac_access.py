@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi import APIRouter, Request
 
-from satlake.serving.access import access_policy
+from satlake.serving.access import access_policy, ensure_api_keys
 from satlake.serving.server import get_item
-from satlake.settings import Mode
+from satlake.settings import Mode, read_secrets_file
 from tests.unit.serving.stac_catalog import (
     ALL_IDS,
     ARCTIC,
@@ -123,3 +123,19 @@ def test_get_item_for_the_tiles_router_applies_the_same_rules(root: Path) -> Non
     assert client.get(f"/probe/landsat-c2-l2/{EARLY_UTM}", headers=SCIENCE).json() == {"id": EARLY_UTM}
     missing = client.get("/probe/landsat-c2-l2/nope", headers=SCIENCE)
     assert missing.status_code == 404 and missing.json()["code"] == "NotFound"
+
+
+def test_missing_role_keys_are_generated_into_the_secrets_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in KEYS:
+        monkeypatch.delenv(name, raising=False)
+    settings = embedded_settings(tmp_path)
+    settings.secrets_file.write_text(f"OTHER=kept\nSATLAKE_API_KEY_OPS={KEYS['SATLAKE_API_KEY_OPS']}\n")
+    assert ensure_api_keys(settings) == ["SATLAKE_API_KEY_ADMIN", "SATLAKE_API_KEY_SCIENCE"]
+    stored = read_secrets_file(settings.secrets_file)
+    assert stored["OTHER"] == "kept" and stored["SATLAKE_API_KEY_OPS"] == KEYS["SATLAKE_API_KEY_OPS"]
+    admin, science = stored["SATLAKE_API_KEY_ADMIN"], stored["SATLAKE_API_KEY_SCIENCE"]
+    assert len(admin) >= 32 and admin != science
+    assert settings.secrets_file.stat().st_mode & 0o077 == 0
+    assert ensure_api_keys(settings) == []  # nothing regenerated
+    policy = access_policy(settings, "0.0.0.0", environ={})
+    assert policy.principal(admin).role == "admin"
