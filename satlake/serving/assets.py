@@ -31,7 +31,14 @@ KINDS = {"postgres", "postgis"}
 CATALOG_ITEMS_KEY = dg.AssetKey(["catalog", "items"])
 GOLD_FOREST_CHANGE_KEY = dg.AssetKey(["gold", "forest_change"])
 GOLD_DAILY_HEALTH_KEY = dg.AssetKey(["gold", "telemetry_daily_health"])
-FOLLOW_UPSTREAM_SCENES = dg.AutomationCondition.eager()
+# A scene's copy is made when it is missing (also the scenes catalogued before this layer existed, which
+# `eager()` would skip) and again whenever its upstream partition is rebuilt.
+FOLLOW_UPSTREAM_SCENES = (
+    (dg.AutomationCondition.missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("follow upstream scenes")
 
 
 def serving_key(table: ServingTable) -> dg.AssetKey:
@@ -47,8 +54,16 @@ def _metadata(postgis: PostgisServing, table: ServingTable, rows: int, **extra: 
     }
 
 
-def _scene_rows(lakehouse: Lakehouse, table: TableRef, column: str, scene_id: str) -> pa.Table | None:
-    return lakehouse.read(table, filters=[(column, "=", scene_id)])
+def _scene_ids(context: dg.AssetExecutionContext) -> list[str]:
+    """The run's scene partitions: one, or a range when a backfill or the automation runs several at once."""
+    return [checked_scene_id(key) for key in context.partition_keys]
+
+
+def _scene_rows(lakehouse: Lakehouse, table: TableRef, column: str, scene_ids: list[str]) -> pa.Table:
+    rows = lakehouse.read(table, filters=[(column, "in", scene_ids)])
+    if rows is None:
+        raise dg.Failure(f"scenes {scene_ids[0]}..{scene_ids[-1]}: lake table {table} does not exist; build it first")
+    return rows
 
 
 @dg.asset(
@@ -58,6 +73,7 @@ def _scene_rows(lakehouse: Lakehouse, table: TableRef, column: str, scene_id: st
     partitions_def=SCENE_PARTITIONS,
     deps=[CATALOG_ITEMS_KEY],
     automation_condition=FOLLOW_UPSTREAM_SCENES,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     description="The scene's catalog item footprint (id, collection, datetime, platform, cloud cover, body, "
     "geometry in EPSG:4326 with a GIST index) in serving.catalog_footprints of the PostGIS serving database. "
     "Items of another body than Earth are left out (their lon/lat is not Earth's).",
@@ -67,15 +83,16 @@ def serving_catalog_footprints(
     lakehouse: dg.ResourceParam[Lakehouse],
     postgis: dg.ResourceParam[PostgisServing],
 ) -> dg.MaterializeResult:
-    scene_id = checked_scene_id(context.partition_key)
-    items = _scene_rows(lakehouse, CATALOG_ITEMS, "id", scene_id)
-    if items is None:
-        raise dg.Failure(f"scene {scene_id}: lake table {CATALOG_ITEMS} does not exist; run catalog/items first")
+    scene_ids = _scene_ids(context)
+    items = _scene_rows(lakehouse, CATALOG_ITEMS, "id", scene_ids)
     with postgis.connect() as connection:
         ensure_serving_tables(connection)
-        written = sync_scene_footprints(connection, [scene_id], items)
+        written = sync_scene_footprints(connection, scene_ids, items)
     bodies = sorted(set(items.column("body").to_pylist()))
-    context.log.info(f"scene {scene_id}: {written} footprint(s) in serving.catalog_footprints (body {bodies})")
+    context.log.info(
+        f"scenes {scene_ids[0]}..{scene_ids[-1]} ({len(scene_ids)}): {written} footprint(s) in "
+        f"serving.catalog_footprints (bodies {bodies})"
+    )
     return dg.MaterializeResult(metadata=_metadata(postgis, CATALOG_FOOTPRINTS, written, body=", ".join(bodies)))
 
 
@@ -86,6 +103,7 @@ def serving_catalog_footprints(
     partitions_def=SCENE_PARTITIONS,
     deps=[GOLD_FOREST_CHANGE_KEY],
     automation_condition=FOLLOW_UPSTREAM_SCENES,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     description="The scene's forest-loss polygons (area, both dates, lon/lat geometry in EPSG:4326 with a GIST "
     "index) in serving.forest_change of the PostGIS serving database; polygons of another body are left out.",
 )
@@ -94,17 +112,20 @@ def serving_forest_change(
     lakehouse: dg.ResourceParam[Lakehouse],
     postgis: dg.ResourceParam[PostgisServing],
 ) -> dg.MaterializeResult:
-    scene_id = checked_scene_id(context.partition_key)
-    polygons = _scene_rows(lakehouse, GOLD_FOREST_CHANGE, "scene_id", scene_id)
-    items = _scene_rows(lakehouse, CATALOG_ITEMS, "id", scene_id)
-    if polygons is None or items is None or items.num_rows == 0:
-        raise dg.Failure(f"scene {scene_id}: no catalog item or no {GOLD_FOREST_CHANGE} table; run those first")
-    body = items.column("body")[0].as_py()
+    scene_ids = _scene_ids(context)
+    polygons = _scene_rows(lakehouse, GOLD_FOREST_CHANGE, "scene_id", scene_ids)
+    items = _scene_rows(lakehouse, CATALOG_ITEMS, "id", scene_ids).select(["id", "body"]).to_pylist()
+    bodies = {item["id"]: item["body"] for item in items}
     with postgis.connect() as connection:
         ensure_serving_tables(connection)
-        written = sync_scene_forest_change(connection, [scene_id], polygons, body)
-    context.log.info(f"scene {scene_id} ({body}): {written} of {polygons.num_rows} polygons in serving.forest_change")
-    return dg.MaterializeResult(metadata=_metadata(postgis, FOREST_CHANGE, written, body=body))
+        written = sync_scene_forest_change(connection, scene_ids, polygons, bodies)
+    context.log.info(
+        f"scenes {scene_ids[0]}..{scene_ids[-1]} ({len(scene_ids)}): {written} of {polygons.num_rows} polygons in "
+        "serving.forest_change (the others are off Earth)"
+    )
+    return dg.MaterializeResult(
+        metadata=_metadata(postgis, FOREST_CHANGE, written, body=", ".join(sorted(set(bodies.values()))))
+    )
 
 
 @dg.asset(

@@ -11,7 +11,7 @@ import dagster as dg
 from satlake.resources.postgis import PostgisServing
 from satlake.serving.assets import serving_assets
 from satlake.serving.postgis import SERVING_TABLES
-from satlake.settings import Mode, Settings
+from satlake.settings import Mode, Settings, SettingsError
 
 
 def serving_definitions(settings: Settings) -> dg.Definitions:
@@ -39,6 +39,6 @@ def serving_note(settings: Settings) -> str:
                     continue
                 row = connection.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier)).fetchone()
                 counts.append(f"serving.{table.name} {row[0] if row else 0} rows")
-    except psycopg.Error as error:
+    except (psycopg.Error, SettingsError) as error:
         return f"PostGIS serving layer at {postgis.describe()} is unreachable: {str(error).strip()[:200]}"
     return f"PostGIS serving layer at {postgis.describe()}: {', '.join(counts)}"

@@ -8,13 +8,14 @@ serves them, found by their ``ssys:targets``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 SCHEMA = "serving"
@@ -207,11 +208,13 @@ def sync_scene_footprints(connection: psycopg.Connection, scene_ids: Sequence[st
 
 
 def sync_scene_forest_change(
-    connection: psycopg.Connection, scene_ids: Sequence[str], polygons: pa.Table, body: str
+    connection: psycopg.Connection, scene_ids: Sequence[str], polygons: pa.Table, bodies: Mapping[str, str]
 ) -> int:
-    """Replace the forest-change polygons keyed by ``scene_ids`` with ``polygons``, the rows of scenes of
-    ``body``: a scene of another body than Earth leaves none (its lon/lat is not Earth's)."""
-    rows = forest_change_rows(polygons) if body == EARTH else []
+    """Replace the forest-change polygons keyed by ``scene_ids`` with ``polygons``, keeping those of scenes
+    whose body (``bodies``: scene id -> body) is Earth: another body's lon/lat is not Earth's."""
+    earth = [scene_id for scene_id in scene_ids if bodies.get(scene_id) == EARTH]
+    on_earth = polygons.filter(pc.is_in(polygons.column("scene_id"), pa.array(earth, pa.string())))
+    rows = forest_change_rows(on_earth)
     return replace_partition(connection, FOREST_CHANGE, _key_in("scene_id"), [list(scene_ids)], rows)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from deltalake import write_deltalake
 from shapely.geometry import box
 
@@ -47,22 +48,29 @@ def lakehouse(tmp_path: Path) -> Lakehouse:
     return lake
 
 
-def _materialize(lakehouse: Lakehouse, serving: PostgisServing, partition: str) -> dg.ExecuteInProcessResult:
+def _materialize(
+    lakehouse: Lakehouse, serving: PostgisServing, partition: str, last: str | None = None
+) -> dg.ExecuteInProcessResult:
+    """One run of the scene assets for ``partition``, or for the range ``partition``..``last`` (as a backfill
+    or the automation runs several scenes at once)."""
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(SCENE_PARTITIONS.name, [EARTH_SCENE, MARS_SCENE])  # type: ignore[arg-type]
     scene_assets = [asset for asset in serving_assets if asset.partitions_def == SCENE_PARTITIONS]
-    return dg.materialize(
-        scene_assets, partition_key=partition, resources={"lakehouse": lakehouse, "postgis": serving}, instance=instance
-    )
+    resources = {"lakehouse": lakehouse, "postgis": serving}
+    if last is None:
+        return dg.materialize(scene_assets, partition_key=partition, resources=resources, instance=instance)
+    tags = {ASSET_PARTITION_RANGE_START_TAG: partition, ASSET_PARTITION_RANGE_END_TAG: last}
+    return dg.materialize(scene_assets, tags=tags, resources=resources, instance=instance)
+
+
+def _materializations(result: dg.ExecuteInProcessResult, table: str) -> list[dg.AssetMaterialization]:
+    key = dg.AssetKey(["serving", table])
+    return [event.materialization for event in result.get_asset_materialization_events() if event.asset_key == key]
 
 
 def _metadata(result: dg.ExecuteInProcessResult, table: str) -> dict[str, object]:
-    [event] = [
-        event
-        for event in result.get_asset_materialization_events()
-        if event.asset_key == dg.AssetKey(["serving", table])
-    ]
-    return {key: value.value for key, value in event.materialization.metadata.items()}  # type: ignore[union-attr]
+    """The metadata of the asset's materialization (a range run records the same on each partition)."""
+    return {key: value.value for key, value in _materializations(result, table)[0].metadata.items()}
 
 
 def _serving_rows(serving: PostgisServing) -> list[tuple[object, ...]]:
@@ -97,6 +105,17 @@ def test_a_mars_scene_partition_puts_nothing_on_earth(lakehouse: Lakehouse, serv
     assert _serving_rows(serving) == before
     assert _metadata(result, "catalog_footprints")["body"] == "mars"
     assert _metadata(result, "forest_change")["dagster/row_count"] == 0
+
+
+def test_a_range_run_copies_every_scene_of_the_range(lakehouse: Lakehouse, serving: PostgisServing) -> None:
+    with serving.connect() as connection:
+        connection.execute("TRUNCATE serving.catalog_footprints, serving.forest_change")
+    result = _materialize(lakehouse, serving, EARTH_SCENE, MARS_SCENE)
+    assert result.success
+    assert [row[:2] for row in _serving_rows(serving)] == [(EARTH_SCENE, "earth"), (EARTH_SCENE, 0)]
+    assert _metadata(result, "forest_change")["body"] == "earth, mars"
+    partitions = sorted(event.partition or "" for event in _materializations(result, "catalog_footprints"))
+    assert partitions == sorted([EARTH_SCENE, MARS_SCENE])
 
 
 def test_a_day_partition_copies_that_days_health(lakehouse: Lakehouse, serving: PostgisServing) -> None:

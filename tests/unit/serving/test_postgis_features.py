@@ -50,7 +50,7 @@ def _load(serving: PostgisServing) -> None:
     with serving.connect() as connection:
         ensure_serving_tables(connection)
         sync_scene_footprints(connection, catalog.column("id").to_pylist(), catalog)
-        sync_scene_forest_change(connection, ["after_1"], polygons_table("after_1", [CLEARING]), "earth")
+        sync_scene_forest_change(connection, ["after_1"], polygons_table("after_1", [CLEARING]), {"after_1": "earth"})
         sync_health_days(
             connection, date(2024, 5, 1), date(2024, 5, 1), health_table(date(2024, 5, 1), {"SAT-1": "ok"})
         )

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import psycopg
+import pyarrow as pa
 import pytest
 import shapely
 from shapely.geometry import box
@@ -21,6 +22,8 @@ from satlake.serving.postgis import (
     sync_scene_forest_change,
 )
 from tests.unit.serving.postgis_fixtures import catalog_table, health_table, polygons_table, private_postgis
+
+EARTH_SCENES = {"after_1": "earth", "after_2": "earth"}
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +99,11 @@ def test_forest_change_replaces_a_scenes_polygons_and_is_found_by_st_intersects(
     connection: psycopg.Connection,
 ) -> None:
     clearing, road = box(15.0, 45.0, 15.01, 45.01), box(15.2, 45.2, 15.21, 45.3)
-    assert sync_scene_forest_change(connection, ["after_1"], polygons_table("after_1", [clearing, road]), "earth") == 2
-    assert sync_scene_forest_change(connection, ["after_2"], polygons_table("after_2", [road]), "earth") == 1
+    both = polygons_table("after_1", [clearing, road])
+    assert sync_scene_forest_change(connection, ["after_1"], both, EARTH_SCENES) == 2
+    assert sync_scene_forest_change(connection, ["after_2"], polygons_table("after_2", [road]), EARTH_SCENES) == 1
     first = _rows(connection, "forest_change", "scene_id, polygon_index")
-    sync_scene_forest_change(connection, ["after_1"], polygons_table("after_1", [clearing, road]), "earth")
+    sync_scene_forest_change(connection, ["after_1"], both, EARTH_SCENES)
     assert _rows(connection, "forest_change", "scene_id, polygon_index") == first
     assert _intersecting(connection, "forest_change", "scene_id", shapely.Point(15.005, 45.005)) == ["after_1"]
     assert _intersecting(connection, "forest_change", "scene_id", box(15.205, 45.25, 15.3, 45.4)) == [
@@ -111,15 +115,18 @@ def test_forest_change_replaces_a_scenes_polygons_and_is_found_by_st_intersects(
     ).fetchone()
     assert area == (13.5, 139)
     # Re-detected with one polygon only: the scene's other polygon goes, the other scene's stays.
-    sync_scene_forest_change(connection, ["after_1"], polygons_table("after_1", [clearing]), "earth")
+    sync_scene_forest_change(connection, ["after_1"], polygons_table("after_1", [clearing]), EARTH_SCENES)
     keys = [(row[0], row[1]) for row in _rows(connection, "forest_change", "scene_id, polygon_index")]
     assert keys == [("after_1", 0), ("after_2", 0)]
 
 
 def test_forest_change_of_another_body_stays_out(connection: psycopg.Connection) -> None:
-    polygons = polygons_table("mars_after", [box(137.0, -5.0, 137.5, -4.5)])
-    assert sync_scene_forest_change(connection, ["mars_after"], polygons, "mars") == 0
-    assert _intersecting(connection, "forest_change", "scene_id", box(-180, -90, 180, 90)) == []
+    mars = polygons_table("mars_after", [box(137.0, -5.0, 137.5, -4.5)])
+    earth = polygons_table("after_1", [box(15.0, 45.0, 15.01, 45.01)])
+    both = pa.concat_tables([mars, earth])
+    bodies = {"mars_after": "mars", "after_1": "earth"}
+    assert sync_scene_forest_change(connection, ["mars_after", "after_1"], both, bodies) == 1
+    assert _intersecting(connection, "forest_change", "scene_id", box(-180, -90, 180, 90)) == ["after_1"]
 
 
 def test_health_days_are_replaced_day_by_day(connection: psycopg.Connection) -> None:
