@@ -10,7 +10,9 @@ const BASEMAP_URL = "map/vendor/world-atlas/countries-50m.json";
 const api = (path) => new URL(path, document.baseURI).toString();
 const itemPath = (item) =>
   `collections/${encodeURIComponent(item.collection)}/items/${encodeURIComponent(item.id)}`;
-const TILEJSON_URL = (item, render) => api(`${itemPath(item)}/WebMercatorQuad/tilejson.json?render=${render}`);
+// 256-pixel tiles: Leaflet's own tile size, so titiler's z/x/y are the map's.
+const TILEJSON_URL = (item, render) =>
+  api(`${itemPath(item)}/WebMercatorQuad/tilejson.json?render=${render}&tilesize=256`);
 const PREVIEW_URL = (item, render) =>
   api(`${itemPath(item)}/preview.png?max_size=512${render ? `&render=${render}` : ""}`);
 const SHOWN_PROPERTIES = ["datetime", "platform", "instruments", "eo:cloud_cover", "gsd", "proj:code",
@@ -20,6 +22,8 @@ const $ = (id) => document.getElementById(id);
 const state = { items: [], selected: null, tiles: null, footprints: new Map(), tileErrors: 0, tilesLoaded: 0 };
 
 const map = L.map("map", { worldCopyJump: true, minZoom: 1 }).setView([20, 0], 2);
+// The basemap lies under the item's tiles (tile pane, z-index 200), the footprints over them (overlay pane).
+map.createPane("basemap").style.zIndex = 150;
 const footprintLayer = L.featureGroup().addTo(map);
 
 function setStatus(text, mode) {
@@ -59,15 +63,16 @@ function bodyOf(item) {
 
 async function drawBasemap() {
   const world = await fetchJson(api(BASEMAP_URL));
-  const canvas = L.canvas({ padding: 0.5 });
+  const canvas = L.canvas({ padding: 0.5, pane: "basemap" });
   L.geoJSON(topojson.feature(world, world.objects.land), {
-    renderer: canvas, interactive: false,
+    renderer: canvas, interactive: false, pane: "basemap",
+    attribution: "coastlines and borders: Natural Earth via world-atlas",
     style: { color: "#6f7f8f", weight: 0.8, fillColor: "#f2efe6", fillOpacity: 1 },
   }).addTo(map);
   L.geoJSON(topojson.mesh(world, world.objects.countries, (a, b) => a !== b), {
-    renderer: canvas, interactive: false, style: { color: "#9a8f7f", weight: 0.6, dashArray: "3 2" },
+    renderer: canvas, interactive: false, pane: "basemap", style: { color: "#9a8f7f", weight: 0.6, dashArray: "3 2" },
   }).addTo(map);
-  footprintLayer.bringToFront();
+  document.body.dataset.basemap = "drawn";
 }
 
 function searchBody() {
@@ -148,7 +153,8 @@ function showResults(items) {
     state.footprints.set(item.id, footprint);
   }
   if (footprintLayer.getLayers().length > 0 && !$("in-view").checked) {
-    map.fitBounds(footprintLayer.getBounds(), { maxZoom: 9, padding: [20, 20] });
+    // Without animation: a selection right after a search must not race the search's zoom.
+    map.fitBounds(footprintLayer.getBounds(), { maxZoom: 9, padding: [20, 20], animate: false });
   }
 }
 
@@ -249,13 +255,17 @@ async function selectItem(item) {
   $("details").hidden = false;
   $("details-title").textContent = item.id;
   showProperties(item);
+  for (const [id, footprint] of state.footprints) {
+    footprint.setStyle(id === item.id ? { color: "#e8710a", weight: 3, fillOpacity: 0 }
+                                      : { color: "#0b57d0", weight: 2, fillOpacity: 0.08 });
+  }
   const earth = isEarthItem(item);
   const chosen = $("render").value;
-  const render = chosen === "quicklook" ? (item.assets && item.assets.red ? "truecolor" : "ndvi") : chosen;
+  const render = chosen === "quicklook" ? "" : chosen; // no render: the item's first rendering
   const notes = [];
   clearTiles();
   if (earth) {
-    map.fitBounds(state.footprints.get(item.id).getBounds(), { maxZoom: 14, padding: [30, 30] });
+    map.fitBounds(state.footprints.get(item.id).getBounds(), { maxZoom: 14, padding: [30, 30], animate: false });
     if (chosen !== "quicklook") {
       try {
         await showTiles(item, render);
