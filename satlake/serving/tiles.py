@@ -6,30 +6,13 @@ named renderings (``tiles_renders``), the refusal to place another body's pixels
 Annotations stay evaluated (no ``from __future__ import annotations``): FastAPI reads the closures' dependencies.
 """
 
-import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import pystac
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from rasterio.errors import RasterioIOError
+from fastapi import APIRouter, Depends, Request
 from rasterio.session import AWSSession
-from rio_tiler.errors import (
-    AssetAsBandError,
-    InvalidAssetName,
-    InvalidBandName,
-    InvalidBufferSize,
-    InvalidExpression,
-    InvalidFormat,
-    MaxArraySizeError,
-    MissingAssets,
-    MissingBands,
-    TileOutsideBounds,
-)
 from rio_tiler.io import STACReader
 from titiler.core.factory import MultiBaseTilerFactory
 from titiler.extensions import wmtsExtension
@@ -42,9 +25,8 @@ from satlake.serving.tiles_renders import (
     item_renders,
     render_dependencies,
 )
+from satlake.serving.tiles_requests import TileErrorRoute, check_request_bounds
 from satlake.settings import Mode, Settings
-
-logger = logging.getLogger(__name__)
 
 ITEM_PREFIX = "/collections/{collection_id}/items/{item_id}"
 
@@ -67,30 +49,6 @@ EARTH_ONLY_PATHS = (
     "/feature.{format}",
     "/feature/{width}x{height}.{format}",
 )
-
-# The largest image a request may ask for, per parameter (pixels): a tile of 20000 pixels a side or a preview of
-# 30000 would hold a worker for minutes. Buffer and padding add pixels on each side of a tile.
-IMAGE_SIZE_LIMITS: dict[str, int] = {
-    "tilesize": 1024,
-    "max_size": 4096,
-    "width": 4096,
-    "height": 4096,
-    "buffer": 64,
-    "padding": 64,
-}
-
-# rio-tiler's errors that a request's own parameters cause, and the parameter each names: answered with a 400.
-BAD_REQUEST_ERRORS: dict[type[Exception], str] = {
-    InvalidExpression: "expression",
-    InvalidBufferSize: "buffer",
-    MaxArraySizeError: "max_size",
-    InvalidFormat: "format",
-    AssetAsBandError: "assets",
-    InvalidAssetName: "assets",
-    InvalidBandName: "assets",
-    MissingAssets: "assets",
-    MissingBands: "assets",
-}
 
 
 def gdal_environment(settings: Settings) -> dict[str, Any]:
@@ -124,55 +82,6 @@ class CatalogItemReader(STACReader):
     def __attrs_post_init__(self) -> None:
         self.item = pystac.Item.from_dict({**self.input, "links": []})  # type: ignore[dict-item]
         super().__attrs_post_init__()
-
-
-def _error_response(status: int, parameter: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"code": "BadRequest", "parameter": parameter, "detail": message})
-
-
-class TileErrorRoute(APIRoute):
-    """A route answering bad input with a 400 JSON body that names the parameter, instead of titiler's 422 or a
-    500 from rio-tiler, whatever application mounts the router."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as error:
-                first = error.errors()[0] if error.errors() else {}
-                location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body")]
-                parameter = ".".join(location) or "request"
-                return _error_response(400, parameter, f"{parameter}: {first.get('msg', 'invalid value')}")
-            except TileRequestError as error:
-                return _error_response(400, error.parameter, str(error))
-            except tuple(BAD_REQUEST_ERRORS) as error:
-                parameter = next(name for kind, name in BAD_REQUEST_ERRORS.items() if isinstance(error, kind))
-                return _error_response(400, parameter, f"{parameter}: {error}")
-            except TileOutsideBounds as error:
-                return JSONResponse(status_code=404, content={"code": "TileOutsideBounds", "detail": str(error)})
-            except RasterioIOError as error:
-                logger.error("tiles: %s %s could not read an asset: %s", request.method, request.url.path, error)
-                detail = (
-                    f"an asset of this item could not be read ({error}); check that its object exists and, in "
-                    "stack mode, that MinIO runs (`satlake stack status`) and SATLAKE_S3_* are right"
-                )
-                return JSONResponse(status_code=500, content={"code": "AssetUnreadable", "detail": detail})
-
-        return handle
-
-
-def limit_image_size(request: Request) -> None:
-    """Refuse an image larger than :data:`IMAGE_SIZE_LIMITS` before anything is read (query or path parameter)."""
-    for name, limit in IMAGE_SIZE_LIMITS.items():
-        raw = request.query_params.get(name, request.path_params.get(name))
-        try:
-            value = float(raw) if raw is not None else None
-        except ValueError:
-            continue  # not a number: titiler's own validation answers, naming the parameter
-        if value is not None and value > limit:
-            raise TileRequestError(name, f"{value:g} is more than the {limit} pixels allowed; ask for a smaller image")
 
 
 def _earth_only(item_dependency: Callable[..., dict[str, Any]]) -> Callable[..., None]:
@@ -214,7 +123,7 @@ def tiles_router(get_item: GetItem, settings: Settings | None = None) -> APIRout
 
     factory = MultiBaseTilerFactory(
         reader=CatalogItemReader,
-        router=APIRouter(route_class=TileErrorRoute, dependencies=[Depends(limit_image_size)]),
+        router=APIRouter(route_class=TileErrorRoute, dependencies=[Depends(check_request_bounds)]),
         router_prefix=ITEM_PREFIX,
         path_dependency=item_dependency,
         layer_dependency=renders.layers,  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ Dependencies are built in a closure over the item dependency, so this module kee
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Annotated, Any
 
 import numpy as np
@@ -187,7 +187,39 @@ def item_renders(item: Mapping[str, Any]) -> dict[str, RenderPreset]:
 
 
 def _optional_assets(values: list[str] | None) -> list[Any] | None:
+    if values and not all(value.split("|", 1)[0] for value in values):
+        raise ValueError("an asset name is empty; name assets as `red` or `red|bidx=1`")
     return _parse_asset(values) if values else None
+
+
+@wraps(ColorMapParams)
+def checked_colormap(*args: Any, **kwargs: Any) -> ColorMapType | None:
+    """titiler's colormap parameters (same signature), a malformed custom ``colormap`` answered as a 400."""
+    try:
+        return ColorMapParams(*args, **kwargs)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise TileRequestError(
+            "colormap", f'not a colormap ({error}); give JSON such as {{"0": "#000000", "255": "#ffffff"}}'
+        ) from error
+
+
+def check_asset_options(item: Mapping[str, Any], assets: list[Any]) -> None:
+    """Refuse ``bands=`` options naming bands that the asset's metadata does not list (rio-tiler raises a bare
+    ValueError there)."""
+    for asset in assets:
+        if not isinstance(asset, dict) or not asset.get("bands"):
+            continue
+        metadata = item.get("assets", {}).get(asset["name"], {})
+        known = {
+            band.get(field)
+            for band in metadata.get("bands") or metadata.get("eo:bands") or []
+            for field in ("name", "eo:common_name", "common_name")
+        }
+        unknown = [band for band in asset["bands"] if band not in known]
+        if unknown:
+            raise TileRequestError(
+                "assets", f"asset {asset['name']!r} has no band {unknown}; its bands: {sorted(filter(None, known))}"
+            )
 
 
 OptionalAssets = Annotated[
@@ -254,6 +286,7 @@ def render_dependencies(
         if explicit and not given.assets:
             raise TileRequestError("assets", "an expression needs the assets it reads (assets=nir&assets=red)")
         if explicit:
+            check_asset_options(item, given.assets)
             return ResolvedLayers(layers=given, preset=None)
         try:
             with rasterio.Env(**gdal_env):
@@ -292,7 +325,7 @@ def render_dependencies(
 
     def colormap(
         resolved: Annotated[ResolvedLayers, Depends(resolve)],
-        given: Annotated[ColorMapType | None, Depends(ColorMapParams)],
+        given: Annotated[ColorMapType | None, Depends(checked_colormap)],
     ) -> ColorMapType | None:
         if given is None and resolved.preset is not None and resolved.preset.colormap_name:
             return colormaps.get(resolved.preset.colormap_name)

@@ -169,10 +169,19 @@ def test_preview_and_info_and_statistics(client: TestClient) -> None:
     assert stats["b1"]["max"] == known_pattern(0).max()
 
 
-def test_tile_outside_the_item_is_a_404(client: TestClient) -> None:
-    response = client.get(item_url("pattern", "tiles/WebMercatorQuad/1/0/0.png"), params={"assets": "red"})
+@pytest.mark.parametrize("path", ["tiles/WebMercatorQuad/1/0/0.png", "point/10,10"])
+def test_a_place_outside_the_item_is_a_404(client: TestClient, path: str) -> None:
+    response = client.get(item_url("pattern", path), params={"assets": "red"})
     assert response.status_code == 404
     assert "outside" in response.json()["detail"]
+
+
+def test_a_point_inside_the_item_reads_its_value(client: TestClient, items: dict[tuple[str, str], Any]) -> None:
+    west, south, _, north = items[(COLLECTION, "vegetation")]["bbox"]
+    lon, lat = west + 1e-4, (south + north) / 2
+    response = client.get(item_url("vegetation", f"point/{lon},{lat}"), params={"assets": ["red", "nir"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["values"] == [400, 3600]  # the vegetated half
 
 
 @pytest.mark.parametrize(
@@ -238,6 +247,16 @@ def test_fill_of_undeclared_nodata_is_transparent_and_out_of_the_stretch(client:
         ("preview.png", {"width": "30000", "height": "30000"}, "width"),
         ("preview.png", {"max_size": "50000"}, "max_size"),
         ("bbox/13.36,52.48,13.53,52.58/20000x20000.png", {}, "width"),
+        (f"{TILE_PATH}.png", {"colormap": '{"low": "#000000"}'}, "colormap"),
+        (f"{TILE_PATH}.png", {"colormap": "[[1, 2]]"}, "colormap"),
+        (f"{TILE_PATH}.png", {"colormap": '{"1": [1, 2]}'}, "colormap"),
+        (f"{TILE_PATH}.png", {"assets": "red|bands=swir"}, "assets"),
+        (f"{TILE_PATH}.png", {"assets": ""}, "assets"),
+        ("info", {"assets": "|bidx=1"}, "assets"),
+        ("statistics", {"assets": "red", "p": "200"}, "p"),
+        ("tiles/WebMercatorQuad/-1/0/0.png", {"assets": "red"}, "z"),
+        ("point/999,52.5", {"assets": "red"}, "lon"),
+        ("point/13.4,-91", {"assets": "red"}, "lat"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_parameter(
