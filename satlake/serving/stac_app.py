@@ -27,7 +27,8 @@ from stac_fastapi.types.errors import NotFoundError
 from stac_fastapi.types.extension import ApiExtension
 from stac_fastapi.types.search import BaseSearchGetRequest, BaseSearchPostRequest
 
-from satlake.catalog.items import MEDIA_TYPE_GEOJSON, MEDIA_TYPE_JSON, format_datetime
+from satlake.catalog.items import EARTH, MEDIA_TYPE_GEOJSON, MEDIA_TYPE_JSON, format_datetime
+from satlake.catalog.validation import SSYS_EXTENSION
 from satlake.serving.access import request_principal
 from satlake.serving.catalog_backend import CatalogBackend, CollectionSummary
 from satlake.serving.cql2_sql import check_filter_size, parse_filter
@@ -168,8 +169,9 @@ def _collection_document(summary: CollectionSummary, base: str) -> dict[str, Any
              "type": "application/schema+json"},
         ],
     }  # fmt: skip
-    if summary.bodies != ["earth"]:
+    if summary.bodies != [EARTH]:
         collection["ssys:targets"] = summary.bodies
+        collection["stac_extensions"] = [SSYS_EXTENSION]
     return collection
 
 

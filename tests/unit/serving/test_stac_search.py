@@ -70,6 +70,7 @@ def test_collections_come_from_the_table_with_their_extents(client: TestClient) 
     assert west > east  # Fiji carries the union across the antimeridian
     assert south < -16 and north > 45
     assert collections["mars-ctx"]["ssys:targets"] == ["mars"]
+    assert collections["mars-ctx"]["stac_extensions"] == ["https://stac-extensions.github.io/ssys/v1.1.0/schema.json"]
     one = client.get("/collections/polar-mosaics").json()
     assert one["id"] == "polar-mosaics" and one["extent"] == collections["polar-mosaics"]["extent"]
 
