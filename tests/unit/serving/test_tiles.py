@@ -186,7 +186,18 @@ def test_a_point_inside_the_item_reads_its_value(client: TestClient, items: dict
 
 @pytest.mark.parametrize(
     "path",
-    [f"{TILE_PATH}.png", "WebMercatorQuad/tilejson.json", "WMTSCapabilities.xml", "tiles", "point/13.4,52.5"],
+    [
+        TILE_PATH,
+        f"{TILE_PATH}.png",
+        "WebMercatorQuad/tilejson.json",
+        "WMTSCapabilities.xml",
+        "tiles",
+        "tiles/WebMercatorQuad",
+        "info.geojson",
+        "point/13.4,52.5",
+        "bbox/13.36,52.48,13.53,52.58.png",
+        "bbox/13.36,52.48,13.53,52.58/64x64.png",
+    ],
 )
 def test_mars_is_never_placed_on_earth(client: TestClient, path: str) -> None:
     response = client.get(item_url("mars-scene", path), params={"assets": "albedo"})
@@ -194,6 +205,13 @@ def test_mars_is_never_placed_on_earth(client: TestClient, path: str) -> None:
     body = response.json()
     assert body["parameter"] == "tileMatrixSetId"
     assert "mars" in body["detail"] and "IAU_2015:49910" in body["detail"]
+
+
+def test_mars_is_not_cut_by_an_earth_feature(client: TestClient, items: dict[tuple[str, str], Any]) -> None:
+    feature = {"type": "Feature", "properties": {}, "geometry": items[(COLLECTION, "pattern")]["geometry"]}
+    response = client.post(item_url("mars-scene", "feature"), params={"assets": "albedo"}, json=feature)
+    assert response.status_code == 400
+    assert response.json()["parameter"] == "tileMatrixSetId"
 
 
 def test_mars_preview_is_drawn_in_its_own_crs(client: TestClient) -> None:
