@@ -23,6 +23,9 @@ from satlake.runner import run_pending_work
 from satlake.scenes.demo import land_demo_scenes
 from satlake.scenes.sensors import SensorCursor, object_events_sensor
 from satlake.settings import Settings
+from satlake.stack import stack_status, stack_up
+from satlake.stack.isolated import isolated_stack_environment
+from satlake.stack.lifecycle import stop_server
 
 pytestmark = pytest.mark.integration
 DEMO_EARTH_SCENES = 8  # 2 tiles x 4 dates; the Landsat fixture adds one where shared/ has it
@@ -104,3 +107,25 @@ def test_after_the_scene_demo_psql_finds_footprints_and_forest_change(stack: Set
     assert [row[0] for row in hit] == [change[0][0]]
     indexes = psql(settings, "SELECT indexname FROM pg_indexes WHERE schemaname = 'serving' AND indexdef ~ 'gist'")
     assert sorted(row[0] for row in indexes) == ["catalog_footprints_geometry_gist", "forest_change_geometry_gist"]
+
+
+def test_postgres_server_keeps_its_data_across_a_restart_and_a_second_up_only_checks_it(tmp_path: Path) -> None:
+    environment = isolated_stack_environment(tmp_path)
+    settings = Settings.from_env(environment)
+    messages: list[str] = []
+    try:
+        stack_up(settings, servers=["postgres"], progress=messages.append)
+        settings = Settings.from_env(environment)  # with the password the first `up` generated
+        assert settings.postgres_password and not any(settings.postgres_password in m for m in messages)
+        psql(settings, "CREATE TABLE kept AS SELECT ST_GeomFromText('POINT(15 45)', 4326) AS geometry")
+        pid = stop_server(settings, "postgres", progress=messages.append)
+        assert pid is not None and not Path(f"/proc/{pid}").exists()
+        stack_up(settings, servers=["postgres"], progress=messages.append)
+        again: list[str] = []
+        stack_up(settings, servers=["postgres"], progress=again.append)
+        assert any(message.startswith("postgres: already running") for message in again)
+        [status] = [status for status in stack_status(settings) if status.name == "postgres"]
+        assert status.healthy and "PostGIS" in status.detail
+        assert psql(settings, "SELECT ST_AsText(geometry) FROM kept") == [["POINT(15 45)"]]
+    finally:
+        stop_server(settings, "postgres", progress=messages.append)
