@@ -61,15 +61,54 @@ function bodyOf(item) {
   return Array.isArray(targets) && targets.length > 0 ? targets.join(", ") : "another body";
 }
 
+// world-atlas rings cross the antimeridian as a jump from +180 to -180, which Leaflet would draw as a band across
+// the whole world: unwrap their longitudes so they continue past 180 instead. A ring around a pole (Antarctica)
+// cannot be unwrapped and is kept as it is.
+function unwrapRing(ring) {
+  let shift = 0;
+  const unwrapped = ring.map(([lon, lat], i) => {
+    const step = i > 0 ? lon - ring[i - 1][0] : 0;
+    if (step > 180) shift -= 360;
+    else if (step < -180) shift += 360;
+    return [lon + shift, lat];
+  });
+  return Math.abs(unwrapped[unwrapped.length - 1][0] - unwrapped[0][0]) > 180 ? ring : unwrapped;
+}
+
+function splitAtAntimeridian(line) {
+  const parts = [[line[0]]];
+  for (let i = 1; i < line.length; i++) {
+    if (Math.abs(line[i][0] - line[i - 1][0]) > 180) parts.push([]);
+    parts[parts.length - 1].push(line[i]);
+  }
+  return parts.filter((part) => part.length > 1);
+}
+
+function landOf(world) {
+  const land = topojson.feature(world, world.objects.land);
+  for (const feature of land.features || [land]) {
+    const geometry = feature.geometry;
+    const polygons = geometry.type === "Polygon" ? [geometry.coordinates] : geometry.coordinates;
+    feature.geometry = { type: "MultiPolygon", coordinates: polygons.map((rings) => rings.map(unwrapRing)) };
+  }
+  return land;
+}
+
+function bordersOf(world) {
+  const mesh = topojson.mesh(world, world.objects.countries, (a, b) => a !== b);
+  const lines = mesh.type === "LineString" ? [mesh.coordinates] : mesh.coordinates;
+  return { type: "MultiLineString", coordinates: lines.flatMap(splitAtAntimeridian) };
+}
+
 async function drawBasemap() {
   const world = await fetchJson(api(BASEMAP_URL));
   const canvas = L.canvas({ padding: 0.5, pane: "basemap" });
-  L.geoJSON(topojson.feature(world, world.objects.land), {
+  L.geoJSON(landOf(world), {
     renderer: canvas, interactive: false, pane: "basemap",
     attribution: "coastlines and borders: Natural Earth via world-atlas",
     style: { color: "#6f7f8f", weight: 0.8, fillColor: "#f2efe6", fillOpacity: 1 },
   }).addTo(map);
-  L.geoJSON(topojson.mesh(world, world.objects.countries, (a, b) => a !== b), {
+  L.geoJSON(bordersOf(world), {
     renderer: canvas, interactive: false, pane: "basemap", style: { color: "#9a8f7f", weight: 0.6, dashArray: "3 2" },
   }).addTo(map);
   document.body.dataset.basemap = "drawn";
