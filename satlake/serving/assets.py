@@ -5,6 +5,8 @@ They follow their upstream like the dbt models: a scene's footprint and polygons
 item or forest change is (re)built, a day's health when the dbt model rebuilds that day.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 import pyarrow as pa
 
@@ -66,17 +68,28 @@ def _scene_rows(lakehouse: Lakehouse, table: TableRef, column: str, scene_ids: l
     return rows
 
 
-@dg.asset(
-    key=serving_key(CATALOG_FOOTPRINTS),
-    group_name=GROUP,
-    kinds=KINDS,
-    partitions_def=SCENE_PARTITIONS,
-    deps=[CATALOG_ITEMS_KEY],
-    automation_condition=FOLLOW_UPSTREAM_SCENES,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    description="The scene's catalog item footprint (id, collection, datetime, platform, cloud cover, body, "
-    "geometry in EPSG:4326 with a GIST index) in serving.catalog_footprints of the PostGIS serving database. "
-    "Items of another body than Earth are left out (their lon/lat is not Earth's).",
+def scene_serving_asset(
+    table: ServingTable, upstream: dg.AssetKey, description: str
+) -> Callable[[Callable[..., dg.MaterializeResult]], dg.AssetsDefinition]:
+    """The decorator of a serving asset partitioned by scene like ``upstream``, which it follows."""
+    return dg.asset(
+        key=serving_key(table),
+        group_name=GROUP,
+        kinds=KINDS,
+        partitions_def=SCENE_PARTITIONS,
+        deps=[upstream],
+        automation_condition=FOLLOW_UPSTREAM_SCENES,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=description,
+    )
+
+
+@scene_serving_asset(
+    CATALOG_FOOTPRINTS,
+    CATALOG_ITEMS_KEY,
+    "The scene's catalog item footprint (id, collection, datetime, platform, cloud cover, body, geometry in "
+    "EPSG:4326 with a GIST index) in serving.catalog_footprints of the PostGIS serving database. Items of another "
+    "body than Earth are left out (their lon/lat is not Earth's).",
 )
 def serving_catalog_footprints(
     context: dg.AssetExecutionContext,
@@ -96,16 +109,11 @@ def serving_catalog_footprints(
     return dg.MaterializeResult(metadata=_metadata(postgis, CATALOG_FOOTPRINTS, written, body=", ".join(bodies)))
 
 
-@dg.asset(
-    key=serving_key(FOREST_CHANGE),
-    group_name=GROUP,
-    kinds=KINDS,
-    partitions_def=SCENE_PARTITIONS,
-    deps=[GOLD_FOREST_CHANGE_KEY],
-    automation_condition=FOLLOW_UPSTREAM_SCENES,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    description="The scene's forest-loss polygons (area, both dates, lon/lat geometry in EPSG:4326 with a GIST "
-    "index) in serving.forest_change of the PostGIS serving database; polygons of another body are left out.",
+@scene_serving_asset(
+    FOREST_CHANGE,
+    GOLD_FOREST_CHANGE_KEY,
+    "The scene's forest-loss polygons (area, both dates, lon/lat geometry in EPSG:4326 with a GIST index) in "
+    "serving.forest_change of the PostGIS serving database; polygons of another body are left out.",
 )
 def serving_forest_change(
     context: dg.AssetExecutionContext,

@@ -58,7 +58,8 @@ def test_compose_file_is_accepted_and_wires_the_stack_together() -> None:
     completed = run_config(COMPOSE_CREDENTIALS)
     assert completed.returncode == 0, completed.stderr
     services = json.loads(completed.stdout)["services"]
-    assert {"kafka", "minio", "trino", "postgres", "satlake-init", "dagster-webserver", "dagster-daemon"} <= set(services)
+    expected = {"kafka", "minio", "trino", "postgres", "satlake-init", "dagster-webserver", "dagster-daemon"}
+    assert expected <= set(services)
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert services["trino"]["image"] == f"trinodb/trino:{TRINO_VERSION}"
     assert services["minio"]["image"].startswith("minio/minio:")
