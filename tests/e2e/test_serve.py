@@ -1,6 +1,7 @@
 """``satlake serve`` as a user runs it: the command starts in the foreground on the given port with its startup
 line, answers STAC searches over the root's catalog table, sends a browser at ``/`` to the map, and stops on
-Ctrl-C (SIGINT, exit code 130) leaving the port free."""
+Ctrl-C (SIGINT, exit code 130) leaving the port free; and the API over the lakehouse of ``satlake demo`` passes
+stac-api-validator."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
-from tests.unit.serving.stac_catalog import ALL_IDS, catalogued_root, free_port
+from satlake.serving.server import build_app
+from satlake.settings import Settings
+from tests.unit.serving.stac_catalog import ALL_IDS, catalogued_root, free_port, served
+from tests.unit.serving.stac_validator import run_stac_api_validator
 
 REPO = Path(__file__).resolve().parents[2]
+# Around the demo's simulated Earth tiles (central Europe).
+DEMO_AREA = {"type": "Polygon", "coordinates": [[[13.0, 50.0], [21.0, 50.0], [21.0, 51.0], [13.0, 51.0], [13.0, 50.0]]]}
 
 
 def request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -73,3 +81,27 @@ def test_serve_answers_searches_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             server.wait()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # the port is free again
+
+
+def test_stac_api_validator_passes_on_the_demo_lakehouse(tmp_path: Path) -> None:
+    """The issue's acceptance run: `satlake demo`, then the API over its lakehouse, validated for every declared
+    conformance class, with the Mars scene found by its target and never by an Earth box."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SATLAKE_")}
+    env.update(SATLAKE_ROOT=str(tmp_path), SATLAKE_MODE="embedded")
+    demo = subprocess.run([sys.executable, "-m", "satlake", "demo"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=1200, check=False)  # fmt: skip
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    app = build_app(Settings.from_env(env), environ={})
+    with served(app) as url:
+        code, output, classes = run_stac_api_validator(url, "satlake-sim", DEMO_AREA, "properties.platform")
+        assert {"core", "collections", "features", "item-search", "filter"} <= set(classes)
+        assert code == 0 and "Errors: none" in output, output[-6000:]
+        mars = search(url, {"filter": "A_CONTAINS(ssys:targets, ('mars'))"})
+        assert [item["collection"] for item in mars] == ["satlake-sim-mars"]
+        everywhere = search(url, {"bbox": "-180,-90,180,90", "limit": "100"})
+        assert everywhere and all(item["collection"] != "satlake-sim-mars" for item in everywhere)
+
+
+def search(url: str, params: dict[str, str]) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{url}/search?{urllib.parse.urlencode(params)}", timeout=30) as response:
+        return json.load(response)["features"]
