@@ -14,6 +14,7 @@ import dagster as dg
 import psycopg
 import pytest
 from dagster._core.definitions.partitions.context import partition_loading_context
+from fastapi.testclient import TestClient
 
 from satlake.definitions import build_definitions
 from satlake.instance_state import SensorStateStore
@@ -22,6 +23,7 @@ from satlake.resources.postgis import PostgisServing
 from satlake.runner import run_pending_work
 from satlake.scenes.demo import land_demo_scenes
 from satlake.scenes.sensors import SensorCursor, object_events_sensor
+from satlake.serving.features import features_app
 from satlake.settings import Settings
 from satlake.stack import stack_status, stack_up
 from satlake.stack.isolated import isolated_stack_environment
@@ -107,6 +109,10 @@ def test_after_the_scene_demo_psql_finds_footprints_and_forest_change(stack: Set
     assert [row[0] for row in hit] == [change[0][0]]
     indexes = psql(settings, "SELECT indexname FROM pg_indexes WHERE schemaname = 'serving' AND indexdef ~ 'gist'")
     assert sorted(row[0] for row in indexes) == ["catalog_footprints_geometry_gist", "forest_change_geometry_gist"]
+    # The same polygon as OGC API Features, as QGIS adds it by URL from `satlake serve`'s /features.
+    with TestClient(features_app(settings)) as client:
+        served = client.get("/collections/serving.forest_change/items", params={"f": "geojson"}).json()
+    assert change[0][0] in {feature["properties"]["scene_id"] for feature in served["features"]}
 
 
 def test_postgres_server_keeps_its_data_across_a_restart_and_a_second_up_only_checks_it(tmp_path: Path) -> None:
