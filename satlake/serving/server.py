@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from stac_fastapi.types.errors import NotFoundError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from satlake.resources import build_resources
 from satlake.serving.access import (
@@ -90,23 +91,33 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in accept and "application/json" not in accept
 
 
-def install_access_control(app: FastAPI, policy: AccessPolicy) -> None:
-    """Attach each request's principal (``request.state.principal``); refuse bad keys, and requests past the open
-    paths from principals that may read no collection, before any route runs."""
+class AccessControl:
+    """ASGI middleware in front of every route: the principal of each request (``request.state.principal``), a
+    401 for an unknown key, a 401/403 for requests past the open paths from principals that may read no collection,
+    and browsers asking ``/`` for HTML sent to the map. CORS preflights pass (they carry no credentials)."""
 
-    @app.middleware("http")
-    async def access_control(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    def __init__(self, app: ASGIApp, policy: AccessPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
         try:
-            principal = policy.principal(request_api_key(request))
+            principal = self.policy.principal(request_api_key(request))
         except AccessDenied as error:
-            return denial_response(error)
-        request.state.principal = principal
+            await denial_response(error)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
         path = request.url.path
-        if path == "/" and request.method == "GET" and _wants_html(request):
-            return RedirectResponse(MAP_PATH, status_code=303)
-        if principal.reads_nothing and not is_open_path(path):
-            return denial_response(principal.denial(f"{path}"))
-        return await call_next(request)
+        if path == "/" and scope["method"] == "GET" and _wants_html(request):
+            await RedirectResponse(MAP_PATH, status_code=303)(scope, receive, send)
+        elif principal.reads_nothing and not is_open_path(path):
+            await denial_response(principal.denial(path))(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def get_item(request: Request, collection_id: str, item_id: str) -> dict[str, Any]:
@@ -148,5 +159,5 @@ def build_app(
         app.include_router(router)
     for error_type, handler in _error_handlers().items():
         app.add_exception_handler(error_type, handler)  # type: ignore[arg-type]
-    install_access_control(app, access_policy(settings, host, environ))
+    app.add_middleware(AccessControl, policy=access_policy(settings, host, environ))
     return app

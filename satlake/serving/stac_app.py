@@ -7,9 +7,11 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import attr
+from brotli_asgi import BrotliMiddleware
 from fastapi import Query, Request
 from pydantic import field_validator
 from stac_fastapi.api.app import StacApi
+from stac_fastapi.api.middleware import ProxyHeaderMiddleware
 from stac_fastapi.api.models import (
     ItemCollectionUri,
     create_get_request_model,
@@ -26,10 +28,12 @@ from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import NotFoundError
 from stac_fastapi.types.extension import ApiExtension
 from stac_fastapi.types.search import BaseSearchGetRequest, BaseSearchPostRequest
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from satlake.catalog.items import EARTH, MEDIA_TYPE_GEOJSON, MEDIA_TYPE_JSON, format_datetime
 from satlake.catalog.validation import SSYS_EXTENSION
-from satlake.serving.access import request_principal
+from satlake.serving.access import API_KEY_HEADER, request_principal
 from satlake.serving.catalog_backend import CatalogBackend, CollectionSummary
 from satlake.serving.cql2_sql import check_filter_size, parse_filter
 from satlake.serving.paging import PageTokenError, PageTokens, search_fingerprint
@@ -339,6 +343,26 @@ def _one_spatial(search: SearchParams) -> None:
         raise BadParameter("intersects", "bbox and intersects cannot be combined; give one of them")
 
 
+# Responses already compressed (PNG, JPEG, WebP, COG tiles): brotli would spend time for nothing.
+IMAGE_PATHS = (r"/items/[^/]+/tiles/", r"/items/[^/]+/preview", r"/items/[^/]+/bbox/", r"/items/[^/]+/feature")
+
+
+def service_middlewares() -> list[Middleware]:
+    """stac-fastapi's middlewares (compression, CORS as STAC API recommends, proxy headers), with CORS also
+    admitting the credentials satlake reads and compression skipping images."""
+    return [
+        Middleware(BrotliMiddleware, excluded_handlers=list(IMAGE_PATHS)),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=["*"],
+            allow_methods=["OPTIONS", "POST", "GET"],
+            allow_headers=["Content-Type", "Authorization", API_KEY_HEADER],
+            max_age=600,
+        ),
+        Middleware(ProxyHeaderMiddleware),
+    ]
+
+
 def _satlake_version() -> str:
     try:
         return version("satlake")
@@ -368,4 +392,5 @@ def build_stac_api(backend: CatalogBackend, tokens: PageTokens) -> StacApi:
         search_get_request_model=create_get_request_model(extensions, base_model=SearchGetBase),
         search_post_request_model=create_post_request_model(extensions, base_model=SearchPostBase),
         items_get_request_model=items_model,
+        middlewares=service_middlewares(),
     )

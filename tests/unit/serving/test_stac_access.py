@@ -139,3 +139,16 @@ def test_missing_role_keys_are_generated_into_the_secrets_file(tmp_path: Path, m
     assert ensure_api_keys(settings) == []  # nothing regenerated
     policy = access_policy(settings, "0.0.0.0", environ={})
     assert policy.principal(admin).role == "admin"
+
+
+def test_browsers_may_send_keys_cross_origin(root: Path) -> None:
+    client = api_client(root, host="0.0.0.0", environ=KEYS)
+    preflight = client.options(
+        "/search",
+        headers={"Origin": "https://qgis.example", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "x-api-key"},
+    )  # fmt: skip
+    assert preflight.status_code == 200
+    assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
+    answered = client.get("/search", headers={**SCIENCE, "Origin": "https://qgis.example"})
+    assert ids(answered) == ALL_IDS and answered.headers["access-control-allow-origin"] == "*"
