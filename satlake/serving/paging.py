@@ -35,14 +35,20 @@ def search_fingerprint(search: Mapping[str, Any]) -> str:
 def load_or_create_secret(directory: Path) -> bytes:
     """The per-root signing secret under ``directory``, created (readable by the owner only) on first use."""
     path = directory / SECRET_FILE_NAME
-    if path.is_file():
-        return bytes.fromhex(path.read_text().strip())
-    directory.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(_SECRET_BYTES)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secret.hex() + "\n")
-    return secret
+    if not path.is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        # Written aside and linked into place: two servers starting at once end up with the same, complete secret.
+        temporary = directory / f".{SECRET_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_bytes(_SECRET_BYTES).hex() + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another server created it first: use theirs
+        finally:
+            temporary.unlink()
+    return bytes.fromhex(path.read_text().strip())
 
 
 class PageTokens:
