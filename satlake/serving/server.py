@@ -34,7 +34,6 @@ from satlake.serving.stac_search import BadParameter
 from satlake.settings import Settings
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
 SERVING_DIR_NAME = "serving"
 logger = logging.getLogger(__name__)
 
