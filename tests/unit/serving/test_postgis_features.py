@@ -21,6 +21,7 @@ from satlake.serving.postgis import (
     sync_scene_forest_change,
 )
 from satlake.settings import Mode, Settings
+from satlake.stack.isolated import free_port_pair
 from tests.unit.serving.postgis_fixtures import catalog_table, health_table, polygons_table, private_postgis
 
 CLEARING = box(15.0, 45.0, 15.01, 45.01)
@@ -140,3 +141,12 @@ def test_sql_text_in_an_id_filter_matches_nothing(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["features"] == []
     assert len(client.get(ITEMS, params={"f": "geojson"}).json()["features"]) == 3
+
+
+def test_an_unreachable_database_is_a_503_not_a_500() -> None:
+    closed_port = free_port_pair(set())
+    settings = Settings(mode=Mode.STACK, postgres_port=closed_port, postgres_password="unused")
+    with TestClient(features_app(settings), raise_server_exceptions=False) as unreachable:
+        response = unreachable.get("/collections")
+    assert response.status_code == 503
+    assert f"127.0.0.1:{closed_port}" in response.json()["description"]
