@@ -110,6 +110,10 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> bool:
 
     scenes_ok = run_scene_demo(settings, defs, instance, say)
 
+    from satlake.serving.definitions import serving_note
+
+    say(f"\n{serving_note(settings)}")
+
     say("\ntables:")
     engine = resources.query_engine
     for table in resources.lakehouse.list_tables():

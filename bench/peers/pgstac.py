@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from satlake.catalog.search import SearchQuery
+from satlake.stack.postgres import DEBIAN_POSTGRES, postgres_bindir
 
 INSTALL_COMMAND = "bash bench/peers/install_pgstac.sh"
-DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
 SERVER_OS_USER = "postgres"  # PostgreSQL refuses to run as root
 # A server sized for this machine rather than PostgreSQL's 128 MB defaults; the load writes a throwaway
 # database, so it need not survive a crash (fsync off) and its indexes build in memory.
@@ -49,18 +49,6 @@ QUERYABLES = {
     "title": "satlake benchmark queryables",
     "properties": {"eo:cloud_cover": {"type": "number", "minimum": 0, "maximum": 100}},
 }
-
-
-def postgres_bindir() -> Path | None:
-    """The ``bin`` directory of the newest Debian PostgreSQL that has PostGIS installed beside it."""
-    versions = sorted(
-        (p for p in DEBIAN_POSTGRES.glob("*") if p.name.isdigit()), key=lambda p: int(p.name), reverse=True
-    )
-    for version in versions:
-        postgis = Path("/usr/share/postgresql") / version.name / "extension" / "postgis.control"
-        if (version / "bin" / "initdb").is_file() and postgis.is_file():
-            return version / "bin"
-    return None
 
 
 def unavailable_reason() -> str | None:
