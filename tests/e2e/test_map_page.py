@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,23 +20,25 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from websockets.sync.client import ClientConnection, connect
 
+from satlake.serving.access import PUBLIC_COLLECTIONS_SECRET, ROLE_KEY_SECRETS
 from satlake.serving.map_page import INSTALL_COMMAND, MAP_DIR, PAGE_FILES, map_router, missing_vendor_files
 from satlake.serving.server import build_app, get_item
 from satlake.serving.tiles import tiles_router
 from satlake.settings import Settings
-from tests.e2e.test_ui import free_port
+from satlake.stack.access import SCIENCE
 from tests.e2e.test_ui_after_demo import environment
+from tests.unit.serving.stac_catalog import served
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "images"
 SELECTED = "sim_t00_20240502"  # a clear synthetic scene with red, green, blue and NDVI assets
 MARS = "sim_mars_gale"
 WINDOW = (1400, 900)
+SCIENCE_KEY = "map-page-test-science-key"
 
 
 @dataclass
@@ -102,7 +103,12 @@ class Browser:
                     f"console errors: {self.console_errors})")  # fmt: skip
 
     def navigate(self, url: str) -> None:
+        """Open ``url`` and wait for its document; the responses recorded from then on are this page's (the
+        requests recorded are every page's)."""
+        self.evaluate("window.leftBehind = true", strict=False)  # gone once the new document is loaded
         self.send("Page.navigate", {"url": url})
+        self.wait_for("!window.leftBehind && document.readyState === 'complete'", what=f"{url} loaded")
+        self.responses.clear()
 
     def screenshot(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,28 +116,39 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """`build_app` over the lakehouse of `satlake demo` in a fresh root, served by uvicorn on a free port."""
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root where `satlake demo` ran: the demo's scenes catalogued, COGs and all."""
     if missing_vendor_files():
         pytest.skip(f"the map page's libraries are not installed: {INSTALL_COMMAND}")
     root = tmp_path_factory.mktemp("map-page")
     demo = subprocess.run([sys.executable, "-m", "satlake", "demo"], env=environment(root), cwd=REPO,
                           capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    return root
 
+
+def service_app(root: Path, host: str = "127.0.0.1") -> FastAPI:
+    """The whole service of `satlake serve` over ``root``, for a server bound to ``host``."""
     settings = Settings.from_env(environment(root))
-    app = build_app(settings, routers=[tiles_router(get_item, settings), map_router()])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.1)
-    yield Service(f"http://127.0.0.1:{port}", root)
-    server.should_exit = True
-    thread.join(timeout=30)
+    return build_app(settings, host, routers=[tiles_router(get_item, settings), map_router()])
+
+
+@pytest.fixture(scope="module")
+def service(demo_root: Path) -> Iterator[Service]:
+    """The service as `satlake serve` runs it on loopback over the demo's root (every collection is public)."""
+    with served(service_app(demo_root)) as url:
+        yield Service(url, demo_root)
+
+
+@pytest.fixture(scope="module")
+def keyed_service(demo_root: Path) -> Iterator[Service]:
+    """The service as bound to a public address: anonymous requests read nothing, the science key everything."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ROLE_KEY_SECRETS[SCIENCE], SCIENCE_KEY)
+        patch.delenv(PUBLIC_COLLECTIONS_SECRET, raising=False)
+        app = service_app(demo_root, host="0.0.0.0")
+    with served(app) as url:
+        yield Service(url, demo_root)
 
 
 def launch_chromium(profile: Path) -> subprocess.Popen[bytes]:
@@ -238,17 +255,63 @@ def test_the_cloud_filter_re_runs_the_search(service: Service, browser: Browser)
     assert count(browser, "path.footprint") == len(clear)
 
 
+def test_the_date_range_re_runs_the_search(service: Service, browser: Browser) -> None:
+    in_may = sorted(
+        i for i, item in catalogued(service).items() if item["properties"]["datetime"].startswith("2024-05")
+    )
+    assert len(in_may) == 2
+    browser.navigate(f"{service.url}/map")
+    wait_ready(browser)
+    browser.evaluate(
+        "document.getElementById('date-from').value = '2024-05-01';"
+        "const to = document.getElementById('date-to'); to.value = '2024-05-31';"
+        "to.dispatchEvent(new Event('change'))"
+    )
+    wait_ready(browser, lambda: len(items_listed(browser)) == len(in_may))
+    assert sorted(entry["id"] for entry in items_listed(browser)) == in_may
+    assert count(browser, "path.footprint") == len(in_may)
+
+
+# Every tile of the view loaded (Leaflet's "load" event of the item's tile layer).
+TILES_LOADED = "document.body.dataset.tiles === 'loaded'"
+# The mean colour of the drawn pixels of the selected item's loaded tiles (read back through a canvas).
+TILE_COLOUR = """(() => {
+  const sum = [0, 0, 0]; let n = 0;
+  for (const tile of document.querySelectorAll('.item-tiles img.leaflet-tile-loaded')) {
+    const canvas = document.createElement('canvas');
+    canvas.width = tile.naturalWidth; canvas.height = tile.naturalHeight;
+    const context = canvas.getContext('2d'); context.drawImage(tile, 0, 0);
+    const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 0) { sum[0] += data[i]; sum[1] += data[i + 1];
+                                                                    sum[2] += data[i + 2]; n += 1; }
+  }
+  return n ? {r: sum[0] / n, g: sum[1] / n, b: sum[2] / n, n} : null;
+})()"""
+
+
+def test_the_ndvi_rendering_draws_the_forest_green(service: Service, browser: Browser) -> None:
+    browser.navigate(f"{service.url}/map?item={SELECTED}&render=ndvi")
+    wait_ready(browser)
+    browser.wait_for(TILES_LOADED, timeout=90, what="the NDVI tiles")
+    tiles = {url: status for url, status in browser.responses.items() if "render=ndvi" in url and "/tiles/" in url}
+    assert tiles and set(tiles.values()) == {200}, tiles
+    colour = browser.evaluate(TILE_COLOUR)
+    # The synthetic scene is mostly forest: NDVI's red-yellow-green colour map draws it green.
+    assert colour is not None and colour["n"] > 10_000 and colour["g"] > colour["r"] and colour["g"] > colour["b"]
+
+
 def test_selecting_an_item_shows_its_properties_and_draws_its_tiles(service: Service, browser: Browser) -> None:
     browser.navigate(f"{service.url}/map")
     wait_ready(browser)
     browser.evaluate(f"document.querySelector('#items li[data-item-id={json.dumps(SELECTED)}]').click()")
-    loaded = browser.wait_for("document.querySelectorAll('.item-tiles img.leaflet-tile-loaded').length",
-                              timeout=90, what="the selected item's tiles")  # fmt: skip
-    assert loaded >= 1
+    browser.wait_for(TILES_LOADED, timeout=90, what="the selected item's tiles")
+    assert count(browser, ".item-tiles img.leaflet-tile-loaded") >= 1
     assert browser.evaluate("document.body.dataset.tileErrors || '0'") == "0"
     tiles = {url: status for url, status in browser.responses.items() if "/tiles/WebMercatorQuad/" in url}
     assert tiles and set(tiles.values()) == {200}, tiles
     assert all(f"/items/{SELECTED}/" in url and "render=truecolor" in url for url in tiles)
+    colour = browser.evaluate(TILE_COLOUR)
+    assert colour is not None and colour["n"] > 10_000
     properties = browser.evaluate("document.getElementById('properties').textContent")
     assert "eo:cloud_cover" in properties and "satlake-sim" in properties and "2024-05-02" in properties
     assert browser.evaluate("document.getElementById('details-title').textContent") == SELECTED
@@ -269,13 +332,34 @@ def test_the_mars_item_is_listed_and_never_drawn_on_earth(service: Service, brow
                    for url in browser.requests)  # fmt: skip
 
 
+def test_with_a_role_key_the_page_searches_and_tiles_a_closed_service(keyed_service: Service, browser: Browser) -> None:
+    browser.navigate(f"{keyed_service.url}/map")
+    browser.wait_for("document.body.dataset.state === 'error'", what="the anonymous search refused")
+    status = browser.evaluate("document.getElementById('status').textContent")
+    assert "401" in status and "API key" in status and count(browser, "#items li") == 0
+
+    browser.evaluate(
+        f"document.getElementById('api-key').value = {json.dumps(SCIENCE_KEY)};"
+        "document.getElementById('search-button').click()"
+    )
+    wait_ready(browser, lambda: len(items_listed(browser)) == 10)
+    browser.evaluate(f"document.querySelector('#items li[data-item-id={json.dumps(SELECTED)}]').click()")
+    # Tiles fetched with the key's header and shown from blob: URLs (an <img> cannot send a header).
+    browser.wait_for(TILES_LOADED, timeout=90,
+                     what="the selected item's tiles, fetched with the key")  # fmt: skip
+    assert browser.evaluate(
+        "[...document.querySelectorAll('.item-tiles img.leaflet-tile-loaded')].every(t => t.src.startsWith('blob:'))"
+    )
+    assert browser.evaluate(TILE_COLOUR)["n"] > 10_000
+
+
 def test_no_request_left_the_machine(service: Service, browser: Browser) -> None:
     browser.navigate(f"{service.url}/map?item={SELECTED}")
     wait_ready(browser)
-    browser.wait_for("document.querySelectorAll('.item-tiles img.leaflet-tile-loaded').length", timeout=90,
-                     what="the selected item's tiles")  # fmt: skip
+    browser.wait_for(TILES_LOADED, timeout=90, what="the selected item's tiles")
+    # Every request of every page this module opened: the services on loopback, or the page's own blob:/data:.
     outside = [url for url in browser.requests
-               if urlparse(url).scheme not in ("data", "blob") and not url.startswith(service.url + "/")]  # fmt: skip
+               if urlparse(url).scheme not in ("data", "blob") and urlparse(url).hostname != "127.0.0.1"]  # fmt: skip
     assert outside == []
     assert any(url.endswith("/map/vendor/world-atlas/countries-50m.json") for url in browser.requests)
     assert browser.console_errors == []

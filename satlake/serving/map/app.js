@@ -114,6 +114,17 @@ async function drawBasemap() {
   document.body.dataset.basemap = "drawn";
 }
 
+// The map's view as a STAC bbox: longitudes wrapped into [-180, 180], so a view across the antimeridian gives
+// west > east as STAC allows; a view wider than the world is the whole world.
+function viewBbox() {
+  const view = map.getBounds();
+  const south = Math.max(view.getSouth(), -90);
+  const north = Math.min(view.getNorth(), 90);
+  if (view.getEast() - view.getWest() >= 360) return [-180, south, 180, north];
+  const wrap = (lon) => L.Util.wrapNum(lon, [-180, 180], true);
+  return [wrap(view.getWest()), south, wrap(view.getEast()), north];
+}
+
 function searchBody() {
   const body = { limit: PAGE_SIZE };
   const from = $("date-from").value;
@@ -124,11 +135,7 @@ function searchBody() {
     body["filter-lang"] = "cql2-json";
     body.filter = { op: "<=", args: [{ property: "eo:cloud_cover" }, cloud] };
   }
-  if ($("in-view").checked) {
-    const view = map.getBounds();
-    body.bbox = [Math.max(view.getWest(), -180), Math.max(view.getSouth(), -90),
-                 Math.min(view.getEast(), 180), Math.min(view.getNorth(), 90)];
-  }
+  if ($("in-view").checked) body.bbox = viewBbox();
   return body;
 }
 
@@ -240,6 +247,7 @@ function showProperties(item) {
 
 function clearTiles() {
   if (state.tiles) map.removeLayer(state.tiles);
+  delete document.body.dataset.tiles;
   state.tiles = null;
   state.tilesLoaded = 0;
   state.tileErrors = 0;
@@ -271,6 +279,8 @@ async function showTiles(item, render) {
   const layer = tileLayerFrom(tilejson);
   layer.on("tileload", () => { state.tilesLoaded += 1; document.body.dataset.tilesLoaded = state.tilesLoaded; });
   layer.on("tileerror", () => { state.tileErrors += 1; document.body.dataset.tileErrors = state.tileErrors; });
+  layer.on("loading", () => { document.body.dataset.tiles = "loading"; });
+  layer.on("load", () => { document.body.dataset.tiles = "loaded"; }); // every tile of the view
   state.tiles = layer.addTo(map);
 }
 
