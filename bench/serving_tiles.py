@@ -43,6 +43,9 @@ ZOOM_LEVELS = 3  # the most detailed ones: full resolution and the first two ove
 TILES_PER_ZOOM = 6
 WARMUP_ROUNDS = {"small": 1, "full": 3}
 REPETITIONS = {"small": 3, "full": 20}
+# rio-tiler reads the assets of a multi-asset request (STACReader, so satlake's router) in a new thread pool of
+# this many threads per request; the bare app's single-file Reader uses none. Recorded with every run.
+RIO_TILER_THREADS_VARIABLE = "RIO_TILER_MAX_THREADS"
 TARGET_RATIO = 1.2  # satlake's p50 within 1.2x the bare app's
 # What satlake's router sets for every asset read; the bare app gets the same, so GDAL does the same work.
 GDAL_ENVIRONMENT = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
@@ -211,7 +214,12 @@ def catalogued_cog(size: str, workdir: Path, notes: list[str]) -> tuple[Path, Pa
 
 
 def run(size: str, workdir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    notes = [f"load average (1 min) at the start: {os.getloadavg()[0]:.2f}"]
+    threads = os.environ.get(RIO_TILER_THREADS_VARIABLE)
+    notes = [
+        f"load average (1 min) at the start: {os.getloadavg()[0]:.2f}",
+        f"{RIO_TILER_THREADS_VARIABLE}="
+        + (threads if threads is not None else "unset (rio-tiler's default: 5 threads per CPU for multi-asset reads)"),
+    ]
     cog, root = catalogued_cog(size, workdir, notes)
     tiles = tiles_over(cog)
     versions = ", ".join(f"{name} {serving_http.server_version(name)}" for name in ("titiler-core", "rio-tiler"))
