@@ -26,7 +26,7 @@ fi
 mkdir -p "$cache"
 cp "$map_dir/package.json" "$map_dir/package-lock.json" "$cache/"
 echo "installing the map page's libraries with npm ci (in $cache)"
-(cd "$cache" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+(cd "$cache" && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error)
 
 modules="$cache/node_modules"
 staging="$vendor.partial"

@@ -239,6 +239,15 @@ def test_the_page_lists_every_item_and_draws_only_the_earth_footprints(service: 
     assert (SCREENSHOTS / "map-search.png").stat().st_size > 20_000
 
 
+def test_the_page_follows_the_next_links_of_the_search(service: Service, browser: Browser) -> None:
+    before = len(browser.requests)
+    browser.navigate(f"{service.url}/map?limit=3")
+    wait_ready(browser)
+    assert sorted(entry["id"] for entry in items_listed(browser)) == sorted(catalogued(service))
+    searches = [url for url in browser.requests[before:] if urlparse(url).path == "/search"]
+    assert len(searches) == 4  # 10 items, 3 a page
+
+
 def test_the_cloud_filter_re_runs_the_search(service: Service, browser: Browser) -> None:
     items = catalogued(service)
     covers = {i: item["properties"].get("eo:cloud_cover") for i, item in items.items()}
@@ -327,6 +336,9 @@ def test_the_mars_item_is_listed_and_never_drawn_on_earth(service: Service, brow
     browser.wait_for(f"document.body.dataset.selected === {json.dumps(MARS)}", what="the Mars item selected")
     note = browser.wait_for("document.getElementById('details-note').textContent", what="the Mars note")
     assert "never drawn on the Earth map" in note
+    # Its quicklook is titiler's preview in its own CRS, beside the map.
+    assert browser.evaluate("document.getElementById('quicklook').hidden") is False
+    browser.screenshot(SCREENSHOTS / "map-mars.png")
     assert count(browser, ".item-tiles") == 0
     assert not any(f"/items/{MARS}/tiles/" in url or f"/items/{MARS}/WebMercatorQuad" in url
                    for url in browser.requests)  # fmt: skip

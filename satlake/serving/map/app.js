@@ -5,7 +5,7 @@
 "use strict";
 
 const MAX_ITEMS = 1000; // search pages followed by their `next` links, up to this many items
-const PAGE_SIZE = 200;
+const PAGE_SIZE = 200; // items a search page asks for; `?limit=N` in the page's URL sets another
 const BASEMAP_URL = "map/vendor/world-atlas/countries-50m.json";
 const api = (path) => new URL(path, document.baseURI).toString();
 const itemPath = (item) =>
@@ -126,7 +126,8 @@ function viewBbox() {
 }
 
 function searchBody() {
-  const body = { limit: PAGE_SIZE };
+  const limit = Number(new URLSearchParams(location.search).get("limit"));
+  const body = { limit: Number.isInteger(limit) && limit > 0 ? limit : PAGE_SIZE };
   const from = $("date-from").value;
   const to = $("date-to").value;
   if (from || to) body.datetime = `${from ? `${from}T00:00:00Z` : ".."}/${to ? `${to}T23:59:59Z` : ".."}`;
