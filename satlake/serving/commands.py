@@ -25,7 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from satlake.serving.access import ensure_api_keys
-    from satlake.serving.server import build_app
+    from satlake.serving.server import build_service
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port} is not a TCP port (1-65535)")
@@ -35,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if created:
             print(f"satlake API: generated {', '.join(created)} in {settings.secrets_file}", flush=True)
     try:
-        app = build_app(settings, host=args.host)
+        app = build_service(settings, host=args.host)
     except ValueError as error:
         raise CliError(str(error)) from error
     print(f"satlake API: reading the catalog of {settings.root} ({settings.mode.value} mode)…", flush=True)

@@ -31,7 +31,7 @@ from satlake.serving.catalog_backend import CatalogBackend, DuckDbCatalog
 from satlake.serving.paging import PageTokens, load_or_create_secret
 from satlake.serving.stac_app import MAP_PATH, SatlakeCoreClient, build_stac_api
 from satlake.serving.stac_search import BadParameter
-from satlake.settings import Settings
+from satlake.settings import Mode, Settings
 
 DEFAULT_HOST = "127.0.0.1"
 SERVING_DIR_NAME = "serving"
@@ -159,4 +159,21 @@ def build_app(
     for error_type, handler in _error_handlers().items():
         app.add_exception_handler(error_type, handler)  # type: ignore[arg-type]
     app.add_middleware(AccessControl, policy=access_policy(settings, host, environ))
+    return app
+
+
+FEATURES_PATH = "/features"
+
+
+def build_service(settings: Settings, host: str = DEFAULT_HOST) -> FastAPI:
+    """The whole service of ``satlake serve``: the STAC API with the tiles of every item and the map page, plus, in
+    stack mode, the PostGIS serving tables as OGC API Features and vector tiles (tipg) at ``/features``."""
+    from satlake.serving.map_page import map_router
+    from satlake.serving.tiles import tiles_router
+
+    app = build_app(settings, host, routers=[tiles_router(get_item, settings), map_router()])
+    if settings.mode is Mode.STACK:
+        from satlake.serving.features import features_app
+
+        app.mount(FEATURES_PATH, features_app(settings))
     return app
