@@ -14,6 +14,8 @@ bash bench/peers/install_pgstac.sh || echo "warning: pgstac peer not installed; 
 # The GDAL peer of the COG benchmark (gdal-bin from apt-get), whose smoke test checks satlake's COGs against
 # gdal_translate's pixel for pixel, every overview level included.
 bash bench/peers/install_gdal.sh || echo "warning: gdal_translate not installed; the COG peer's smoke test will skip"
+# The map page's browser libraries (Leaflet, the world-atlas basemap) from npm, into the package.
+bash infra/install_map_assets.sh
 # Debian's chromium, for the tests that open the UI's pages in a real browser (they skip, saying so, without it).
 bash infra/install_chromium.sh || echo "warning: chromium not installed; the browser tests will skip"
 python3 -m pytest --durations=30 "$@"
