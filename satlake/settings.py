@@ -66,7 +66,7 @@ class Settings:
     lake_bucket: str = "satlake"
     landing_bucket: str = "satlake-landing"
     trino_host: str = "127.0.0.1"
-    trino_port: int = 8080
+    trino_port: int = 8081  # Trino's own default 8080 is `satlake serve`'s
     trino_user: str = "admin"
     # The PostGIS serving database (stack mode): QGIS, GeoServer and tipg read the serving/* tables there.
     postgres_host: str = "127.0.0.1"
@@ -165,7 +165,7 @@ class Settings:
             lake_bucket=merged.get("SATLAKE_LAKE_BUCKET", "satlake"),
             landing_bucket=merged.get("SATLAKE_LANDING_BUCKET", "satlake-landing"),
             trino_host=merged.get("SATLAKE_TRINO_HOST", "127.0.0.1"),
-            trino_port=integer("SATLAKE_TRINO_PORT", 8080),
+            trino_port=integer("SATLAKE_TRINO_PORT", 8081),
             trino_user=merged.get("SATLAKE_TRINO_USER", "admin"),
             postgres_host=merged.get("SATLAKE_POSTGRES_HOST", "127.0.0.1"),
             postgres_port=integer("SATLAKE_POSTGRES_PORT", 5432),

@@ -56,7 +56,7 @@ def test_defaults_match_settings_defaults(tmp_path: Path) -> None:
         9000,
         9001,
     )
-    assert config.trino_port == 8080
+    assert config.trino_port == 8081
     assert config.home == tmp_path / "stack"
     assert config.log_file("trino") == tmp_path / "stack" / "logs" / "trino.log"
     assert config.secrets_file == tmp_path / "secrets.env"
