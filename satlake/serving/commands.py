@@ -7,6 +7,7 @@ stopped by Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import socket
 
 from satlake.cli_support import CliError, settings_from_args
 from satlake.settings import Mode
@@ -21,6 +22,20 @@ def ready_line(host: str, port: int) -> str:
     return f"satlake API ready at http://{shown}:{port} (STAC at /, map at /map)"
 
 
+def _require_free_port(host: str, port: int) -> None:
+    """Fail before reading the catalog when ``host:port`` cannot be bound (taken, or not an address of this host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CliError(
+                f"cannot listen on {host}:{port} ({error.strerror or error}); another server holds the port or the "
+                "address is not this machine's: choose another with --port/--host"
+            ) from error
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -29,6 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port} is not a TCP port (1-65535)")
+    _require_free_port(args.host, args.port)
     settings = settings_from_args(args)
     if settings.mode is Mode.STACK:
         created = ensure_api_keys(settings)

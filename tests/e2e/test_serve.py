@@ -15,10 +15,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from importlib.metadata import entry_points
 from pathlib import Path
-
-import pytest
 
 from satlake.serving.server import build_app
 from satlake.settings import Settings
@@ -40,10 +37,6 @@ def request(port: int, path: str, headers: dict[str, str] | None = None) -> tupl
         connection.close()
 
 
-@pytest.mark.skipif(
-    "serving" not in {entry.name for entry in entry_points(group="satlake.cli")},
-    reason="the satlake.cli entry point 'serving' is not installed; run pip install --no-deps -e .",
-)
 def test_serve_answers_searches_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     root = catalogued_root(tmp_path)
     env = {key: value for key, value in os.environ.items() if not key.startswith("SATLAKE_")}
@@ -105,3 +98,17 @@ def test_stac_api_validator_passes_on_the_demo_lakehouse(tmp_path: Path) -> None
 def search(url: str, params: dict[str, str]) -> list[dict[str, object]]:
     with urllib.request.urlopen(f"{url}/search?{urllib.parse.urlencode(params)}", timeout=30) as response:
         return json.load(response)["features"]
+
+
+def test_serve_on_a_taken_port_says_so_and_exits_2(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SATLAKE_")}
+    env.update(SATLAKE_ROOT=str(tmp_path), SATLAKE_MODE="embedded")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "satlake", "serve", "--port", str(port)], env=env, cwd=REPO,
+                                capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr
+    assert "--port" in result.stderr and "ready" not in result.stdout
