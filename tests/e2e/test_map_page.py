@@ -298,6 +298,22 @@ TILE_COLOUR = """(() => {
 })()"""
 
 
+def test_clicking_a_footprint_on_the_map_selects_its_item(service: Service, browser: Browser) -> None:
+    browser.navigate(f"{service.url}/map?from=2024-05-02&to=2024-05-02")
+    wait_ready(browser)
+    assert sorted(entry["id"] for entry in items_listed(browser)) == ["sim_t00_20240502", "sim_t01_20240502"]
+    target = "sim_t01_20240502"
+    box = browser.evaluate(
+        f"(() => {{ const r = document.querySelector('path.footprint[data-item-id={json.dumps(target)}]')"
+        ".getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
+    )
+    for kind in ("mousePressed", "mouseReleased"):  # a real click of the mouse, where the footprint is drawn
+        browser.send("Input.dispatchMouseEvent", {"type": kind, "x": box["x"], "y": box["y"], "button": "left",
+                                                  "clickCount": 1})  # fmt: skip
+    browser.wait_for(f"document.body.dataset.selected === {json.dumps(target)}", what="the clicked item selected")
+    assert browser.evaluate("document.querySelector('#items li.selected').dataset.itemId") == target
+
+
 def test_the_ndvi_rendering_draws_the_forest_green(service: Service, browser: Browser) -> None:
     browser.navigate(f"{service.url}/map?item={SELECTED}&render=ndvi")
     wait_ready(browser)
@@ -328,6 +344,22 @@ def test_selecting_an_item_shows_its_properties_and_draws_its_tiles(service: Ser
     time.sleep(1)  # the last tiles fade in
     browser.screenshot(SCREENSHOTS / "map.png")
     assert (SCREENSHOTS / "map.png").stat().st_size > 50_000
+
+
+def test_a_quick_second_selection_leaves_only_its_own_tiles(service: Service, browser: Browser) -> None:
+    browser.navigate(f"{service.url}/map")
+    wait_ready(browser)
+    first, second = "sim_t01_20240830", SELECTED
+    browser.evaluate(
+        f"document.querySelector('#items li[data-item-id={json.dumps(first)}]').click();"
+        f"document.querySelector('#items li[data-item-id={json.dumps(second)}]').click()"
+    )
+    browser.wait_for(TILES_LOADED, timeout=90, what="the second item's tiles")
+    time.sleep(2)  # room for the first item's TileJSON to arrive late
+    assert count(browser, ".item-tiles") == 1
+    sources = browser.evaluate("[...document.querySelectorAll('.item-tiles img')].map(tile => tile.src)")
+    assert sources and all(f"/items/{second}/" in source for source in sources)
+    assert browser.evaluate("document.getElementById('details-title').textContent") == second
 
 
 def test_the_mars_item_is_listed_and_never_drawn_on_earth(service: Service, browser: Browser) -> None:

@@ -19,7 +19,8 @@ const SHOWN_PROPERTIES = ["datetime", "platform", "instruments", "eo:cloud_cover
                           "ssys:targets", "created", "updated"];
 
 const $ = (id) => document.getElementById(id);
-const state = { items: [], selected: null, tiles: null, footprints: new Map(), tileErrors: 0, tilesLoaded: 0 };
+const state = { items: [], selected: null, selection: 0, tiles: null, footprints: new Map(), tileErrors: 0,
+                tilesLoaded: 0 };
 
 const map = L.map("map", { worldCopyJump: true, minZoom: 1 }).setView([20, 0], 2);
 // The basemap lies under the item's tiles (tile pane, z-index 200), the footprints over them (overlay pane).
@@ -197,8 +198,10 @@ function showResults(items) {
     footprint.on("click", () => selectItem(item));
     footprint.bindTooltip(item.id);
     footprint.addTo(footprintLayer);
+    footprint.eachLayer((shape) => { shape.getElement().dataset.itemId = item.id; });
     state.footprints.set(item.id, footprint);
   }
+  highlightSelected();
   if (footprintLayer.getLayers().length > 0 && !$("in-view").checked) {
     // Without animation: a selection right after a search must not race the search's zoom.
     map.fitBounds(footprintLayer.getBounds(), { maxZoom: 9, padding: [20, 20], animate: false });
@@ -246,6 +249,13 @@ function showProperties(item) {
   }));
 }
 
+function highlightSelected() {
+  for (const [id, footprint] of state.footprints) {
+    footprint.setStyle(state.selected && id === state.selected.id ? { color: "#e8710a", weight: 3, fillOpacity: 0 }
+                                                                  : { color: "#0b57d0", weight: 2, fillOpacity: 0.08 });
+  }
+}
+
 function clearTiles() {
   if (state.tiles) map.removeLayer(state.tiles);
   delete document.body.dataset.tiles;
@@ -271,12 +281,16 @@ function tileLayerFrom(tilejson) {
       return tile;
     },
   });
-  return new KeyedTiles(tilejson.tiles[0], options);
+  const layer = new KeyedTiles(tilejson.tiles[0], options);
+  layer.on("tileunload", (event) => URL.revokeObjectURL(event.tile.src));
+  return layer;
 }
 
-async function showTiles(item, render) {
+// The selected item's tiles, unless another item was selected while its TileJSON was on its way.
+async function showTiles(item, render, selection) {
   clearTiles();
   const tilejson = await fetchJson(TILEJSON_URL(item, render));
+  if (selection !== state.selection) return;
   const layer = tileLayerFrom(tilejson);
   layer.on("tileload", () => { state.tilesLoaded += 1; document.body.dataset.tilesLoaded = state.tilesLoaded; });
   layer.on("tileerror", () => { state.tileErrors += 1; document.body.dataset.tileErrors = state.tileErrors; });
@@ -285,30 +299,33 @@ async function showTiles(item, render) {
   state.tiles = layer.addTo(map);
 }
 
-async function showQuicklook(item, render) {
+async function showQuicklook(item, render, selection) {
   const image = $("quicklook");
   const response = await fetch(PREVIEW_URL(item, render), { headers: apiHeaders() });
+  if (selection !== state.selection) return "";
   if (!response.ok) {
     image.hidden = true;
     const body = await response.json().catch(() => null);
     return body && (body.detail || body.description) ? String(body.detail || body.description) : "";
   }
-  image.src = URL.createObjectURL(await response.blob());
+  const blob = await response.blob();
+  if (selection !== state.selection) return "";
+  if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);
+  image.src = URL.createObjectURL(blob);
   image.hidden = false;
   return "";
 }
 
 async function selectItem(item) {
   state.selected = item;
+  state.selection += 1;
+  const selection = state.selection;
   document.body.dataset.selected = item.id;
   for (const entry of $("items").children) entry.classList.toggle("selected", entry.dataset.itemId === item.id);
   $("details").hidden = false;
   $("details-title").textContent = item.id;
   showProperties(item);
-  for (const [id, footprint] of state.footprints) {
-    footprint.setStyle(id === item.id ? { color: "#e8710a", weight: 3, fillOpacity: 0 }
-                                      : { color: "#0b57d0", weight: 2, fillOpacity: 0.08 });
-  }
+  highlightSelected();
   const earth = isEarthItem(item);
   const chosen = $("render").value;
   const render = chosen === "quicklook" ? "" : chosen; // no render: the item's first rendering
@@ -318,7 +335,7 @@ async function selectItem(item) {
     map.fitBounds(state.footprints.get(item.id).getBounds(), { maxZoom: 14, padding: [30, 30], animate: false });
     if (chosen !== "quicklook") {
       try {
-        await showTiles(item, render);
+        await showTiles(item, render, selection);
       } catch (error) {
         notes.push(`No tiles: ${error.message}`);
       }
@@ -326,7 +343,8 @@ async function selectItem(item) {
   } else {
     notes.push(`This item is on ${bodyOf(item)}: it is never drawn on the Earth map.`);
   }
-  const refused = await showQuicklook(item, earth ? render : "");
+  const refused = await showQuicklook(item, earth ? render : "", selection);
+  if (selection !== state.selection) return; // another item was selected meanwhile: its notes stand
   if (refused) notes.push(`No quicklook: ${refused}`);
   $("details-note").textContent = notes.join(" ");
 }
