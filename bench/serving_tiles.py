@@ -28,12 +28,10 @@ from bench import serving_http
 from bench.cog import BAND_SIZES, satlake_convert, write_source_scene
 from bench.common import comparison, percentile
 from satlake.catalog.table import catalog_rows
-from satlake.settings import Settings
 
 SATLAKE = "satlake serve tiles router"
 BARE = "bare titiler TilerFactory"
 BARE_APP_FACTORY = "bench.serving_tiles:bare_titiler_app"
-SATLAKE_APP_FACTORY = "bench.serving_tiles:satlake_tiles_app"
 COLLECTION = "bench-tiles"
 ITEM_ID = "bench-cog"
 ASSET = "red"
@@ -54,18 +52,6 @@ ACQUIRED_AT = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
 
 Tile = tuple[int, int, int]  # z, x, y
 FetchTile = Callable[[Tile], bytes]
-
-
-def satlake_tiles_app() -> Any:
-    """``satlake serve``'s app with the tiles router joined as ``build_app`` documents it, over the lakehouse of
-    SATLAKE_ROOT, its catalog warmed first as ``satlake serve`` does (whose command mounts no tiles router yet)."""
-    from satlake.serving.server import build_app, get_item
-    from satlake.serving.tiles import tiles_router
-
-    settings = Settings.from_env()
-    app = build_app(settings, routers=[tiles_router(get_item, settings)])
-    app.state.stac_client.backend.warm()
-    return app
 
 
 def bare_titiler_app() -> Any:
@@ -229,7 +215,7 @@ def run(size: str, workdir: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
         f"interleaved; {versions}"
     )
     satlake_port, bare_port = serving_http.free_port(), serving_http.free_port()
-    satlake_command = serving_http.uvicorn_factory_command(SATLAKE_APP_FACTORY, satlake_port)
+    satlake_command = serving_http.satlake_serve_command(satlake_port)
     bare_command = serving_http.uvicorn_factory_command(BARE_APP_FACTORY, bare_port)
     satlake_env = serving_http.satlake_environment(root)
     with (
