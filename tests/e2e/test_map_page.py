@@ -1,8 +1,9 @@
 """The map page (/map of `satlake serve`) as a user meets it, in a real headless Chromium driven over the DevTools
-protocol, against the real service (`build_app`) over the demo's lakehouse: the page lists the search's items and
-draws their Earth footprints over the offline basemap, never draws the Mars scene, re-runs the search when the
-cloud filter changes, draws the titiler tiles of a selected item, and loads nothing from outside this machine.
-A screenshot goes to docs/images/map.png."""
+protocol, against the real service (`build_service`: STAC API, titiler tiles, map page) over the demo's lakehouse:
+the page lists the search's items (every page of it) and draws their Earth footprints over the offline basemap,
+never draws the Mars scene, re-runs the search when the dates or the cloud ceiling change, selects an item from
+the list or by a click on its footprint, draws its titiler tiles (true colour, NDVI), works with a role's key on a
+closed service, and loads nothing from outside this machine. Screenshots go to docs/images/map*.png."""
 
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from satlake.serving.access import PUBLIC_COLLECTIONS_SECRET, ROLE_KEY_SECRETS
 from satlake.serving.map_page import INSTALL_COMMAND, MAP_DIR, PAGE_FILES, map_router, missing_vendor_files
-from satlake.serving.server import build_app, get_item
-from satlake.serving.tiles import tiles_router
+from satlake.serving.server import build_service
 from satlake.settings import Settings
 from satlake.stack.access import SCIENCE
 from tests.e2e.test_ui_after_demo import environment
@@ -128,9 +128,9 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def service_app(root: Path, host: str = "127.0.0.1") -> FastAPI:
-    """The whole service of `satlake serve` over ``root``, for a server bound to ``host``."""
-    settings = Settings.from_env(environment(root))
-    return build_app(settings, host, routers=[tiles_router(get_item, settings), map_router()])
+    """The whole service of `satlake serve` over ``root`` (STAC API, tiles, map page), for a server bound to
+    ``host``."""
+    return build_service(Settings.from_env(environment(root)), host)
 
 
 @pytest.fixture(scope="module")
