@@ -69,7 +69,7 @@ def peer_unavailable_reason() -> str | None:
 
 
 def stac_api_search(session: requests.Session, base_url: str, system: str) -> Search:
-    """One ``POST /search`` per query, with the body pgstac's own benchmark sends; the ids of the answer."""
+    """One ``POST /search`` per query, with the body the catalog-search benchmark gives pgstac; the answer's ids."""
 
     def search(query: SearchQuery) -> list[str]:
         body = pgstac.search_body(query)
