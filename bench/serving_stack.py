@@ -5,8 +5,9 @@ MinIO itself (delta-rs, its in-memory index and DuckDB) against the same searche
 A private stack (MinIO, Trino and PostgreSQL, own ports and root) is started for the run and stopped after. The
 items, the three queries and the measuring loop are the catalog-search benchmark's; the API is asked with
 ``POST /search`` over HTTP (the body ``bench.serving_search`` sends, with the ``science`` role's key), Trino through
-satlake's own client. Both answers must hold the same item ids in the same order. stac-fastapi-pgstac's figures
-for the same items and queries come from ``bench.serving_search`` (docs/benchmarks.md); they are not re-run here.
+satlake's own client, and, when ``bash bench/peers/install_pgstac.sh`` has installed it, stac-fastapi-pgstac over
+a private pgstac loaded with the same items as in ``bench.serving_search``. All answers must hold the same item ids
+in the same order.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from bench.catalog_search import (
 )
 from bench.common import SIZES, comparison, print_table, write_result
 from bench.serving_http import free_port, http_session, running_server, satlake_serve_command
-from bench.serving_search import stac_api_search
+from bench.serving_search import PGSTAC_API, peer_unavailable_reason, pgstac_api, stac_api_search
 from satlake.resources import build_resources
 from satlake.scenes.tables import CATALOG_ITEMS
 from satlake.serving.access import API_KEY_HEADER, ROLE_KEY_SECRETS, ensure_api_keys
@@ -44,8 +45,8 @@ from satlake.stack import stack_down, stack_up
 from satlake.stack.access import SCIENCE
 from satlake.stack.isolated import isolated_stack_environment
 
-SATLAKE_STACK = "satlake serve --stack (Delta table in MinIO)"
-TRINO = "search_catalog_trino (Trino over the same table)"
+SATLAKE_STACK = "satlake serve --stack (Delta in MinIO)"
+TRINO = "Trino (search_catalog_trino)"
 SERVERS = ("minio", "trino", "postgres")  # satlake serve --stack mounts tipg over PostgreSQL
 
 
@@ -87,16 +88,23 @@ def satlake_stack_api(
 
 
 def comparisons_of(rows: list[dict[str, Any]], answers: dict[str, dict[str, list[str]]]) -> list[dict[str, Any]]:
-    """The API's p50 and p99 beside Trino's, and identical answers."""
+    """The API's p50 and p99 beside each peer's (Trino; stac-fastapi-pgstac when it ran: p50 no slower is the
+    issue's target), and identical answers."""
     by_key = {(row["system"], row["query"]): row for row in rows}
     out: list[dict[str, Any]] = []
     for query in QUERIES:
-        ours, trino = by_key[(SATLAKE_STACK, query)], by_key[(TRINO, query)]
-        for stat in ("p50_ms", "p99_ms"):
-            out.append(comparison(f"{query}: {stat}", ours[stat], trino[stat], "(API vs Trino)", None))
-        same = answers[SATLAKE_STACK][query] == answers[TRINO][query]
-        counts = f"{ours['items_returned']} vs {trino['items_returned']} items"
-        out.append(comparison(f"{query}: items identical", None, None, "identical ids, same order", same, counts))
+        ours = by_key[(SATLAKE_STACK, query)]
+        for peer in (TRINO, PGSTAC_API):
+            theirs = by_key.get((peer, query))
+            if theirs is None:
+                continue
+            met = ours["p50_ms"] <= theirs["p50_ms"] if peer == PGSTAC_API else None
+            target = "<= stac-fastapi-pgstac p50" if peer == PGSTAC_API else f"(vs {peer})"
+            out.append(comparison(f"{query}: p50 ms vs {peer}", ours["p50_ms"], theirs["p50_ms"], target, met))
+            out.append(comparison(f"{query}: p99 ms vs {peer}", ours["p99_ms"], theirs["p99_ms"], "(reference)", None))
+            same = answers[peer][query] == answers[SATLAKE_STACK][query]
+            counts = f"{ours['items_returned']} vs {theirs['items_returned']} items"
+            out.append(comparison(f"{query}: {peer} items identical", None, None, "identical", same, counts))
     return out
 
 
@@ -120,6 +128,11 @@ def run(size: str, count: int, workdir: Path) -> tuple[list[dict[str, Any]], lis
             SATLAKE_STACK: stack.enter_context(satlake_stack_api(settings, environment, workdir, notes)),
             TRINO: stack.enter_context(trino_catalog(items, notes, settings)),
         }
+        reason = peer_unavailable_reason()
+        if reason is None:
+            systems[PGSTAC_API] = stack.enter_context(pgstac_api(items, workdir, notes))
+        else:
+            notes.append(f"stac-fastapi-pgstac peer skipped: {reason}")
         del items
         rows, answers = measure(systems, REPETITIONS, WARMUP_ROUNDS[size])
     notes.append(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
