@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the browser libraries of satlake's map page (/map of `satlake serve`) from npm into
+# Install the browser libraries of satlake's map page (/map of `satlake serve`) and API docs page from npm into
 # satlake/serving/map/vendor/: Leaflet (the map), topojson-client and world-atlas (an offline basemap of
 # coastlines and borders), so the page loads nothing from the internet. `npm ci` runs on the committed
 # package-lock.json in a cache (~/.cache/satlake/map-npm, or $SATLAKE_MAP_NPM_CACHE); only the files the page
@@ -31,13 +31,16 @@ echo "installing the map page's libraries with npm ci (in $cache)"
 modules="$cache/node_modules"
 staging="$vendor.partial"
 rm -rf "$staging"
-mkdir -p "$staging/leaflet/images" "$staging/topojson-client" "$staging/world-atlas"
+mkdir -p "$staging/leaflet/images" "$staging/topojson-client" "$staging/world-atlas" "$staging/swagger-ui"
 cp "$modules/leaflet/dist/leaflet.js" "$modules/leaflet/dist/leaflet.css" "$modules/leaflet/LICENSE" \
   "$staging/leaflet/"
 cp "$modules/leaflet/dist/images/"*.png "$staging/leaflet/images/"
 cp "$modules/topojson-client/dist/topojson-client.min.js" "$modules/topojson-client/LICENSE" \
   "$staging/topojson-client/"
 cp "$modules/world-atlas/countries-50m.json" "$modules/world-atlas/LICENSE" "$staging/world-atlas/"
+# Swagger UI for the API's /api.html (FastAPI's page would load it from a CDN).
+cp "$modules/swagger-ui-dist/swagger-ui-bundle.js" "$modules/swagger-ui-dist/swagger-ui.css" \
+  "$modules/swagger-ui-dist/favicon-32x32.png" "$modules/swagger-ui-dist/LICENSE" "$staging/swagger-ui/"
 echo "$lock_sha" >"$staging/.lock-sha256"
 # Swap in whole, so a page served meanwhile never sees half a vendor folder.
 rm -rf "$vendor"

@@ -18,6 +18,8 @@ VENDOR_FILES = (
     "leaflet/leaflet.css",
     "topojson-client/topojson-client.min.js",
     "world-atlas/countries-50m.json",
+    "swagger-ui/swagger-ui-bundle.js",
+    "swagger-ui/swagger-ui.css",
 )
 PAGE_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
 VENDOR_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/json", ".png": "image/png"}

@@ -27,9 +27,10 @@ from satlake.serving.access import (
     is_open_path,
     request_api_key,
 )
+from satlake.serving.api_docs import add_offline_docs
 from satlake.serving.catalog_backend import CatalogBackend, DuckDbCatalog
 from satlake.serving.paging import PageTokens, load_or_create_secret
-from satlake.serving.stac_app import MAP_PATH, SatlakeCoreClient, build_stac_api
+from satlake.serving.stac_app import LANDING_TITLE, MAP_PATH, SatlakeCoreClient, build_stac_api
 from satlake.serving.stac_search import BadParameter
 from satlake.settings import Mode, Settings
 
@@ -154,6 +155,7 @@ def build_app(
     app = stac_api.app
     app.state.stac_client = stac_api.client
     app.state.settings = settings
+    add_offline_docs(app, stac_api.settings.openapi_url, LANDING_TITLE)
     for router in routers:
         app.include_router(router)
     for error_type, handler in _error_handlers().items():

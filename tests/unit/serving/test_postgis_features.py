@@ -150,3 +150,34 @@ def test_an_unreachable_database_is_a_503_not_a_500() -> None:
         response = unreachable.get("/collections")
     assert response.status_code == 503
     assert f"127.0.0.1:{closed_port}" in response.json()["description"]
+
+
+def test_browsers_get_json_and_html_pages_are_refused(client: TestClient) -> None:
+    """tipg's HTML templates load their scripts from a CDN; satlake serves its data as JSON to browsers too."""
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    response = client.get("/features/collections", headers={"Accept": browser})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    assert "serving.forest_change" in {c["id"] for c in response.json()["collections"]}
+    items = client.get("/features/collections/serving.forest_change/items", headers={"Accept": browser})
+    assert items.status_code == 200 and items.json()["type"] == "FeatureCollection"
+    refused = client.get("/features/collections", params={"f": "html"})
+    assert refused.status_code == 400 and refused.json()["parameter"] == "f"
+
+
+def test_the_api_docs_page_loads_nothing_from_elsewhere(client: TestClient) -> None:
+    page = client.get("/features/api.html")
+    assert page.status_code == 200
+    assert "/map/vendor/swagger-ui/swagger-ui-bundle.js" in page.text and "'/features/api'" in page.text
+    assert "https://" not in page.text and "http://" not in page.text
+    landing = client.get("/features/", headers={"Accept": "application/json"}).json()
+    assert any(link["href"].endswith("/features/api.html") for link in landing["links"]), landing["links"]
+
+
+def test_links_stay_under_the_mount(client: TestClient) -> None:
+    """QGIS follows the links: under /features, never to the STAC API at the root of `satlake serve`."""
+    landing = client.get("/features/", headers={"Accept": "application/json"}).json()
+    assert {link["rel"]: link["href"] for link in landing["links"]}["self"] == "http://testserver/features/"
+    assert all("/features/" in link["href"] for link in landing["links"]), landing["links"]
+    collection = client.get("/features/collections/serving.forest_change").json()
+    items = [link["href"] for link in collection["links"] if link["rel"] == "items"]
+    assert items and all(href.startswith("http://testserver/features/collections/") for href in items), items

@@ -61,6 +61,16 @@ def test_a_browser_asking_the_root_for_html_goes_to_the_map(client: TestClient) 
     assert client.get("/", headers={"Accept": "application/json"}).json()["type"] == "Catalog"
 
 
+def test_the_api_docs_page_is_served_from_satlakes_own_files(client: TestClient) -> None:
+    """FastAPI's Swagger page loads its scripts from a CDN; satlake's loads the copy installed beside the map's."""
+    service_doc = next(link for link in client.get("/").json()["links"] if link["rel"] == "service-doc")
+    assert service_doc["href"] == "http://testserver/api.html"
+    page = client.get("/api.html")
+    assert page.status_code == 200 and "/map/vendor/swagger-ui/swagger-ui-bundle.js" in page.text
+    assert "'/api'" in page.text and "https://" not in page.text and "http://" not in page.text
+    assert client.get("/api").json()["info"]["title"]
+
+
 def test_collections_come_from_the_table_with_their_extents(client: TestClient) -> None:
     collections = {c["id"]: c for c in client.get("/collections").json()["collections"]}
     assert sorted(collections) == COLLECTIONS
