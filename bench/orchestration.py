@@ -30,6 +30,8 @@ def bench_environment(root: str) -> dict[str, str]:
     partitions reaching back over the year of history it may land (a fresh root's start is two days back)."""
     start = (datetime.now(UTC).date() - timedelta(days=400)).isoformat()
     return {"SATLAKE_ROOT": root, "SATLAKE_MODE": "embedded", "SATLAKE_PARTITIONS_START": start}
+
+
 SATELLITES = 2
 INTERVAL_S = 1800.0
 TARGET_365_S = 180.0

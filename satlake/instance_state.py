@@ -52,9 +52,7 @@ def _origin(sensor_name: str) -> RemoteInstigatorOrigin:
 
 
 def selector_id(sensor_name: str) -> str:
-    return InstigatorSelector(
-        location_name=LOCATION_NAME, repository_name=REPOSITORY_NAME, name=sensor_name
-    ).get_id()
+    return InstigatorSelector(location_name=LOCATION_NAME, repository_name=REPOSITORY_NAME, name=sensor_name).get_id()
 
 
 class SensorStateStore:

@@ -41,9 +41,7 @@ def partitions_start(settings: Settings, today: date | None = None) -> date:
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     # end_offset=1 keeps today's partition available, so live telemetry lands in bronze before midnight.
-    return dg.DailyPartitionsDefinition(
-        start_date=partitions_start(settings).isoformat(), end_offset=1, timezone="UTC"
-    )
+    return dg.DailyPartitionsDefinition(start_date=partitions_start(settings).isoformat(), end_offset=1, timezone="UTC")
 
 
 # Read once, when the assets are defined (as the definitions are, from the environment).

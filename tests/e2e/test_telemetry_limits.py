@@ -38,7 +38,9 @@ GENERATOR_RANGES = {
     "sensor3": (-1.0, 1.0),
 }
 # A mission's limits: the shipped ones, with a narrower temperature band for the sat1x satellites.
-MISSION_LIMITS = DEFAULT_LIMITS_PATH.read_text().split("\n# Overrides")[0] + """
+MISSION_LIMITS = (
+    DEFAULT_LIMITS_PATH.read_text().split("\n# Overrides")[0]
+    + """
 satellites:
   - match: "sat1*"
     parameters:
@@ -46,6 +48,7 @@ satellites:
         warning: {min: -30, max: 30}
         critical: {min: -50, max: 50}
 """
+)
 
 
 def write_generator_csvs(directory: Path, seed: int = 42) -> None:

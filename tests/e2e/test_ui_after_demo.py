@@ -26,8 +26,12 @@ from tests.e2e.test_ui import free_port, graphql
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "docs" / "images"
-SENSORS = {"telemetry_events_sensor", "bronze_days_sensor", "object_events_sensor",
-           "default_automation_condition_sensor"}
+SENSORS = {
+    "telemetry_events_sensor",
+    "bronze_days_sensor",
+    "object_events_sensor",
+    "default_automation_condition_sensor",
+}
 # Two ticks of every sensor (minimum interval 30 s) and of the automation sensor, with room to launch a run.
 QUIET_WAIT_S = 75
 

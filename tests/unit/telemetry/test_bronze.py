@@ -63,7 +63,10 @@ def test_good_and_bad_events_are_split_with_readable_reasons() -> None:
     assert all(r["reason"] for r in rejects.values())
     hot = partition.rows.filter(pc.equal(partition.rows.column("offset"), 3)).to_pylist()[0]
     assert (hot["temp_c"], hot["temp_c_alarm"], hot["temp_c_alarm_limit"], hot["alarm_severity"]) == (
-        500.0, "critical", 120.0, "critical"
+        500.0,
+        "critical",
+        120.0,
+        "critical",
     )
     assert partition.rows.column("satellite_name").to_pylist()[-1] == "ISS (ZARYA)"
     assert set(partition.rows.column("limits_version").to_pylist()) == {default_limits().version}
