@@ -11,7 +11,6 @@ import base64
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -116,15 +115,11 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A root where `satlake demo` ran: the demo's scenes catalogued, COGs and all."""
+def demo_root(demo_lakehouse: Path) -> Path:
+    """The session's `satlake demo` root: the demo's scenes catalogued, COGs and all."""
     if missing_vendor_files():
         pytest.skip(f"the map page's libraries are not installed: {INSTALL_COMMAND}")
-    root = tmp_path_factory.mktemp("map-page")
-    demo = subprocess.run([sys.executable, "-m", "satlake", "demo"], env=environment(root), cwd=REPO,
-                          capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    return root
+    return demo_lakehouse
 
 
 def service_app(root: Path, host: str = "127.0.0.1") -> FastAPI:
