@@ -124,7 +124,7 @@ def test_anonymous_requests_see_only_the_landing_page(service: StackService) -> 
         response = service.get(path)
         assert response.status_code == 401, (path, response.text)
         assert response.json()["code"] == "Unauthorized" and API_KEY_HEADER in response.json()["description"]
-    assert service.get("/search", "science").status_code == 200
+    assert service.get("/search", SCIENCE).status_code == 200
     wrong = requests.get(f"{service.url}/search", headers={"Authorization": "Bearer not-a-key-of-any-role"}, timeout=60)
     assert wrong.status_code == 401 and wrong.json()["code"] == "Unauthorized"
 
@@ -183,7 +183,7 @@ def test_features_serve_the_new_scenes_footprint_with_a_key(service: StackServic
 
 
 def test_the_ops_role_sees_what_anonymous_requests_see(service: StackService) -> None:
-    for path in ("/collections", "/search", "/collections/satlake-sim/items"):
+    for path in ("/collections", "/search", "/collections/satlake-sim/items", "/features/collections"):
         anonymous, ops = service.get(path), service.get(path, OPS)
         assert (anonymous.status_code, ops.status_code) == (401, 403), path
         assert ops.json()["code"] == "Forbidden" and "'ops'" in ops.json()["description"]
