@@ -2,6 +2,7 @@
 one extension list per app (``stac_extensions()``: Sort, Fields, Filter, token paging) handed to both StacApi and
 its request models, so the conformance classes come from the extensions."""
 
+import json
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -30,6 +31,7 @@ from stac_fastapi.types.extension import ApiExtension
 from stac_fastapi.types.search import BaseSearchGetRequest, BaseSearchPostRequest
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 from satlake.catalog.items import EARTH, MEDIA_TYPE_GEOJSON, MEDIA_TYPE_JSON, format_datetime
 from satlake.catalog.validation import SSYS_EXTENSION
@@ -246,7 +248,7 @@ class SatlakeCoreClient(BaseCoreClient):
             raise NotFoundError(f"item {item_id!r} is not in collection {collection_id!r}")
         return api_item(found, _base_url(request))
 
-    def item_collection(self, collection_id: str, **kwargs: Any) -> dict[str, Any]:
+    def item_collection(self, collection_id: str, **kwargs: Any) -> Response:  # type: ignore[override]
         request: Request = kwargs["request"]
         self._readable(request, collection_id)
         search = SearchParams(
@@ -258,7 +260,7 @@ class SatlakeCoreClient(BaseCoreClient):
         return self._page(request, search, kwargs.get("token"), method="GET")
 
     # Item Search
-    def get_search(self, **kwargs: Any) -> dict[str, Any]:
+    def get_search(self, **kwargs: Any) -> Response:  # type: ignore[override]
         request: Request = kwargs["request"]
         include, exclude = parse_fields(kwargs.get("fields"))
         search = SearchParams(
@@ -277,7 +279,7 @@ class SatlakeCoreClient(BaseCoreClient):
         _one_spatial(search)
         return self._page(request, search, kwargs.get("token"), method="GET")
 
-    def post_search(self, search_request: Any, **kwargs: Any) -> dict[str, Any]:
+    def post_search(self, search_request: Any, **kwargs: Any) -> Response:  # type: ignore[override]
         request: Request = kwargs["request"]
         body = search_request.model_dump(mode="json", by_alias=True, exclude_none=True)
         include, exclude = parse_fields(getattr(search_request, "fields", None))
@@ -297,7 +299,13 @@ class SatlakeCoreClient(BaseCoreClient):
         _one_spatial(search)
         return self._page(request, search, getattr(search_request, "token", None), method="POST")
 
-    def _page(self, request: Request, search: SearchParams, token: str | None, method: str) -> dict[str, Any]:
+    def _page(self, request: Request, search: SearchParams, token: str | None, method: str) -> Response:
+        """One page of a search, already serialised: FastAPI's ``jsonable_encoder`` walking a 100-item page cost
+        32 of a request's 50 ms (``json.dumps`` of the same page: 2 ms; docs/benchmarks.md section 6)."""
+        page = self._page_document(request, search, token, method)
+        return Response(json.dumps(page, separators=(",", ":"), allow_nan=False), media_type=MEDIA_TYPE_GEOJSON)
+
+    def _page_document(self, request: Request, search: SearchParams, token: str | None, method: str) -> dict[str, Any]:
         principal = request_principal(request)
         if search.collections is not None:
             known = {s.collection_id for s in self.backend.collections()}
