@@ -54,6 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = build_service(settings, host=args.host)
     except ValueError as error:
         raise CliError(str(error)) from error
+    if settings.mode is Mode.STACK:
+        print(f"satlake API: {app.state.features_note}", flush=True)
     print(f"satlake API: reading the catalog of {settings.root} ({settings.mode.value} mode)…", flush=True)
     try:
         app.state.stac_client.backend.warm()

@@ -32,7 +32,7 @@ from satlake.serving.catalog_backend import CatalogBackend, DuckDbCatalog
 from satlake.serving.paging import PageTokens, load_or_create_secret
 from satlake.serving.stac_app import LANDING_TITLE, MAP_PATH, SatlakeCoreClient, build_stac_api
 from satlake.serving.stac_search import BadParameter
-from satlake.settings import Mode, Settings
+from satlake.settings import Mode, Settings, SettingsError
 
 DEFAULT_HOST = "127.0.0.1"
 SERVING_DIR_NAME = "serving"
@@ -169,13 +169,22 @@ FEATURES_PATH = "/features"
 
 def build_service(settings: Settings, host: str = DEFAULT_HOST) -> FastAPI:
     """The whole service of ``satlake serve``: the STAC API with the tiles of every item and the map page, plus, in
-    stack mode, the PostGIS serving tables as OGC API Features and vector tiles (tipg) at ``/features``."""
+    stack mode, the PostGIS serving tables as OGC API Features and vector tiles (tipg) at ``/features``.
+
+    ``app.state.features_note`` says where the features are served, or why not (embedded mode, or a stack without
+    the serving database's password: the rest of the service runs all the same)."""
     from satlake.serving.map_page import map_router
     from satlake.serving.tiles import tiles_router
 
     app = build_app(settings, host, routers=[tiles_router(get_item, settings), map_router()])
+    app.state.features_note = "PostGIS features: served in stack mode only"
     if settings.mode is Mode.STACK:
         from satlake.serving.features import features_app
 
-        app.mount(FEATURES_PATH, features_app(settings))
+        try:
+            app.mount(FEATURES_PATH, features_app(settings))
+        except SettingsError as error:
+            app.state.features_note = f"PostGIS features: not served at {FEATURES_PATH} ({error})"
+        else:
+            app.state.features_note = f"PostGIS features (OGC API Features, vector tiles) at {FEATURES_PATH}"
     return app
