@@ -1,7 +1,12 @@
-"""docker-compose.yml is valid for Docker Compose and uses the same Trino configuration as the native stack."""
+"""docker-compose.yml is valid for Docker Compose and uses the same Trino configuration as the native stack.
+
+Without `docker compose`, the file is loaded by the Compose Specification's own loader (compose-go), built by
+infra/install_compose_checker.sh: these tests never skip.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -18,8 +23,20 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKER_TRINO_ETC = REPO / "infra" / "docker" / "trino" / "etc"
 
 
+INSTALL_COMPOSE_CHECKER = REPO / "infra" / "install_compose_checker.sh"
+
+
+@functools.cache
+def compose_checker() -> str:
+    """The Compose Specification's reference loader (infra/compose-checker), built once from the Go module proxy."""
+    completed = subprocess.run(["bash", str(INSTALL_COMPOSE_CHECKER)], capture_output=True, text=True)
+    if completed.returncode != 0:
+        pytest.fail(f"could not build the Compose checker with {INSTALL_COMPOSE_CHECKER}:\n{completed.stderr}")
+    return completed.stdout.strip().splitlines()[-1]
+
+
 def compose_command() -> list[str]:
-    """`docker compose` (plugin) or the standalone `docker-compose`; skip when neither exists."""
+    """`docker compose` (plugin) or the standalone `docker-compose`; without either, the Compose checker."""
     docker = shutil.which("docker")
     if docker is not None:
         probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
@@ -28,7 +45,7 @@ def compose_command() -> list[str]:
     standalone = shutil.which("docker-compose")
     if standalone is not None:
         return [standalone]
-    pytest.skip("neither the `docker compose` plugin nor `docker-compose` is installed")
+    return [compose_checker()]
 
 
 def run_config(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -116,3 +133,14 @@ def test_docker_trino_configuration_is_the_rendered_one() -> None:
         if path.is_file()
     }
     assert on_disk == expected, "regenerate with: python3 -m satlake.stack docker-configs infra/docker/trino/etc"
+
+
+def test_compose_rejects_what_the_specification_does_not_allow(tmp_path: Path) -> None:
+    # The loader validates against the Compose Specification's schema, not only YAML syntax.
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text("services:\n  grafana:\n    image: grafana/grafana\n    restart_policy: always\n")
+    completed = subprocess.run(
+        [*compose_command(), "-f", str(bad), "config", "--format", "json"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert completed.returncode != 0
+    assert "restart_policy" in completed.stderr
