@@ -74,6 +74,12 @@ class Settings:
     postgres_user: str = "satlake"
     postgres_password: str | None = field(default=None, repr=False)
     postgres_database: str = "satlake"
+    # Operations: the exporter (`satlake metrics serve`), Prometheus and Alertmanager (stack mode), and where
+    # Alertmanager sends firing alerts (a webhook URL; None keeps them in Alertmanager's UI only).
+    metrics_port: int = 9108
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    alert_webhook_url: str | None = None
     stack_dir: Path | None = None
     secrets_path: Path | None = None
     # The mission's telemetry limits file (None: the limits shipped with satlake).
@@ -172,6 +178,10 @@ class Settings:
             postgres_user=merged.get("SATLAKE_POSTGRES_USER", "satlake"),
             postgres_password=merged.get("SATLAKE_POSTGRES_PASSWORD") or None,
             postgres_database=merged.get("SATLAKE_POSTGRES_DB", "satlake"),
+            metrics_port=integer("SATLAKE_METRICS_PORT", 9108),
+            prometheus_port=integer("SATLAKE_PROMETHEUS_PORT", 9090),
+            alertmanager_port=integer("SATLAKE_ALERTMANAGER_PORT", 9093),
+            alert_webhook_url=merged.get("SATLAKE_ALERT_WEBHOOK_URL") or None,
             stack_dir=Path(stack_dir).expanduser().resolve() if stack_dir else None,
             secrets_path=secrets_path.expanduser().resolve(),
             telemetry_limits_path=Path(limits_path).expanduser().resolve() if limits_path else None,
