@@ -1,0 +1,65 @@
+"""The exporter behind ``satlake metrics serve``: one registry of the Dagster, lakehouse and pushed metrics,
+each recomputed on every scrape, served at ``/metrics``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from wsgiref.simple_server import WSGIServer
+
+import dagster as dg
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+from satlake.ops import names
+from satlake.ops.dagster_metrics import DagsterCollector
+from satlake.ops.lakehouse_metrics import LakehouseCollector
+from satlake.ops.pushed import PushedMetricsCollector, pushed_metrics_dir
+from satlake.resources import build_resources
+from satlake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Exporter:
+    """A registry ready to serve, with the counter of sections that failed to read."""
+
+    registry: CollectorRegistry
+    scrape_errors: Counter
+
+    def record_error(self, source: str, error: Exception) -> None:
+        self.scrape_errors.inc()
+        log.warning("metrics: reading %s failed: %s", source, error)
+
+
+def build_exporter(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Exporter:
+    """The exporter of ``settings``' lakehouse, event log and pushed files and of ``instance``'s runs and checks."""
+    registry = CollectorRegistry()
+    exporter = Exporter(
+        registry=registry,
+        scrape_errors=Counter(
+            names.SCRAPE_ERRORS,
+            "Sources (lakehouse, event log, Dagster, pushed files) the exporter failed to read",
+            registry=registry,
+        ),
+    )
+    resources = build_resources(settings)
+    topics = [settings.telemetry_topic]
+    registry.register(
+        LakehouseCollector(resources.lakehouse, resources.event_log, topics, exporter.record_error, now=now)
+    )
+    registry.register(DagsterCollector(instance, exporter.record_error))
+    registry.register(PushedMetricsCollector(pushed_metrics_dir(settings), exporter.record_error))
+    return exporter
+
+
+def serve_metrics(exporter: Exporter, host: str, port: int) -> WSGIServer:
+    """Serve ``/metrics`` on ``host:port`` in a background thread; returns the server (``shutdown()`` stops it)."""
+    server, _thread = start_http_server(port, addr=host, registry=exporter.registry)
+    return server
