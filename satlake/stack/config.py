@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from satlake.settings import Settings, SettingsError
 
-SERVERS = ("kafka", "minio", "trino", "postgres")
+# Alertmanager before Prometheus, which sends it alerts; PostgreSQL last: nothing else needs it.
+SERVERS = ("kafka", "minio", "trino", "alertmanager", "prometheus", "postgres")
 
 
 def default_servers_cache(environ: Mapping[str, str]) -> Path:
@@ -83,6 +84,14 @@ class StackConfig:
     postgres_user: str = "satlake"
     postgres_password: str | None = field(default=None, repr=False)
     postgres_database: str = "satlake"
+    # Operations: Prometheus scrapes the exporter (`satlake metrics serve`) and alerts through Alertmanager.
+    monitoring_host: str = "127.0.0.1"
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
+    monitoring_interval: str = "15s"  # scrape, rule evaluation and alert grouping wait
+    alert_webhook_url: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -115,6 +124,11 @@ class StackConfig:
             postgres_user=settings.postgres_user,
             postgres_password=settings.postgres_password,
             postgres_database=settings.postgres_database,
+            prometheus_port=settings.prometheus_port,
+            alertmanager_port=settings.alertmanager_port,
+            metrics_port=settings.metrics_port,
+            monitoring_interval=env.get("SATLAKE_MONITORING_INTERVAL", "15s"),
+            alert_webhook_url=settings.alert_webhook_url,
         )
 
     @property
@@ -149,8 +163,16 @@ class StackConfig:
             "minio": {"s3": self.minio_port, "console": self.console_port},
             "trino": {"http": self.trino_port},
             "postgres": {"sql": self.postgres_port},
+            "prometheus": {"http": self.prometheus_port},
+            "alertmanager": {"http": self.alertmanager_port},
         }[server]
 
     def host(self, server: str) -> str:
-        hosts = {"kafka": self.kafka_host, "minio": self.minio_host, "trino": self.trino_host}
+        hosts = {
+            "kafka": self.kafka_host,
+            "minio": self.minio_host,
+            "trino": self.trino_host,
+            "prometheus": self.monitoring_host,
+            "alertmanager": self.monitoring_host,
+        }
         return hosts.get(server, self.postgres_host)

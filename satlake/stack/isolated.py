@@ -38,6 +38,11 @@ def isolated_stack_environment(root: Path) -> dict[str, str]:
     taken: set[int] = set()
     kafka_port, minio_port, trino_port = free_port_pair(taken), free_port_pair(taken), free_port_pair(taken)
     postgres_port = free_port_pair(taken)
+    prometheus_port, alertmanager_port, metrics_port = (
+        free_port_pair(taken),
+        free_port_pair(taken),
+        free_port_pair(taken),
+    )
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -51,6 +56,9 @@ def isolated_stack_environment(root: Path) -> dict[str, str]:
             "SATLAKE_S3_ENDPOINT": f"http://127.0.0.1:{minio_port}",
             "SATLAKE_TRINO_PORT": str(trino_port),
             "SATLAKE_POSTGRES_PORT": str(postgres_port),
+            "SATLAKE_PROMETHEUS_PORT": str(prometheus_port),
+            "SATLAKE_ALERTMANAGER_PORT": str(alertmanager_port),
+            "SATLAKE_METRICS_PORT": str(metrics_port),
         }
     )
     return environment

@@ -1,7 +1,8 @@
 """`satlake stack up | down | status`: install, start, health-check, provision and stop the native servers.
 
 Servers start in dependency order (Kafka, then MinIO which announces objects to Kafka, then Trino which reads
-MinIO, then PostgreSQL which serves copies of the lake) and stop in reverse. `up` is idempotent: a server
+MinIO, then Alertmanager and Prometheus which scrapes the metrics exporter and alerts through it, then PostgreSQL
+which serves copies of the lake) and stop in reverse. `up` is idempotent: a server
 already running from this stack home is only checked.
 """
 
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from satlake.settings import Settings
 from satlake.stack.config import SERVERS, StackConfig
@@ -31,6 +33,13 @@ from satlake.stack.install import (
     kafka_java_home,
     trino_java_home,
 )
+from satlake.stack.monitoring import (
+    MonitoringBinaries,
+    install_monitoring,
+    prepare_alertmanager,
+    prepare_prometheus,
+    ready_health,
+)
 from satlake.stack.postgres import install_postgres, postgres_health, prepare_postgres, provision_postgres
 from satlake.stack.process import (
     describe_port_owner,
@@ -46,8 +55,22 @@ from satlake.stack.servers import Launch, markers, prepare_kafka, prepare_minio,
 
 Progress = Callable[[str], None]
 
-HEALTH_TIMEOUT_S = {"kafka": 120.0, "minio": 90.0, "trino": 300.0, "postgres": 90.0}
-STOP_TIMEOUT_S = {"kafka": 60.0, "minio": 30.0, "trino": 60.0, "postgres": 60.0}
+HEALTH_TIMEOUT_S = {
+    "kafka": 120.0,
+    "minio": 90.0,
+    "trino": 300.0,
+    "postgres": 90.0,
+    "prometheus": 60.0,
+    "alertmanager": 30.0,
+}
+STOP_TIMEOUT_S = {
+    "kafka": 60.0,
+    "minio": 30.0,
+    "trino": 60.0,
+    "postgres": 60.0,
+    "prometheus": 30.0,
+    "alertmanager": 30.0,
+}
 # PostgreSQL's SIGTERM waits for every client to disconnect; SIGINT is its fast shutdown (clients are cut off,
 # data is checkpointed).
 STOP_SIGNALS = {"postgres": signal.SIGINT}
@@ -60,6 +83,8 @@ PORT_SETTINGS = {
     ("minio", "console"): "SATLAKE_MINIO_CONSOLE_PORT",
     ("trino", "http"): "SATLAKE_TRINO_PORT",
     ("postgres", "sql"): "SATLAKE_POSTGRES_PORT",
+    ("prometheus", "http"): "SATLAKE_PROMETHEUS_PORT",
+    ("alertmanager", "http"): "SATLAKE_ALERTMANAGER_PORT",
 }
 
 
@@ -85,11 +110,14 @@ class InstalledServers:
     trino_server: Path | None = None
     trino_java: Path | None = None
     postgres_bin: Path | None = None
+    monitoring: MonitoringBinaries | None = None
 
 
 def probe(config: StackConfig, server: str) -> tuple[bool, str]:
     if server == "postgres":
         return postgres_health(config)
+    if server in ("prometheus", "alertmanager"):
+        return ready_health(server, config.host(server), next(iter(config.ports(server).values())))
     host, port = config.host(server), next(iter(config.ports(server).values()))
     return {"kafka": kafka_health, "minio": minio_health, "trino": trino_health}[server](host, port)
 
@@ -106,7 +134,7 @@ def install_servers(config: StackConfig, servers: Iterable[str], progress: Progr
     """Install what ``servers`` need into the binaries cache (a no-op when already there)."""
     wanted = requested(servers)
     logs = config.logs_dir
-    installed: dict[str, Path] = {}
+    installed: dict[str, Any] = {}
     if "kafka" in wanted:
         installed["kafka_java"] = kafka_java_home()
         installed["kafka_lib"] = install_kafka(config.cache, logs / "install-kafka.log", progress)
@@ -117,6 +145,8 @@ def install_servers(config: StackConfig, servers: Iterable[str], progress: Progr
         installed["trino_java"] = trino_java_home(config.cache, config.trino_java_home, progress)
     if "postgres" in wanted:
         installed["postgres_bin"] = install_postgres(config.cache, logs / "install-postgres.log", progress)
+    if {"prometheus", "alertmanager"} & set(wanted):
+        installed["monitoring"] = install_monitoring(config.cache, logs / "install-monitoring.log", progress)
     return InstalledServers(**installed)
 
 
@@ -174,6 +204,10 @@ def _launch(
     if server == "postgres":
         assert installed.postgres_bin
         return prepare_postgres(config, installed.postgres_bin)
+    if server in ("prometheus", "alertmanager"):
+        assert installed.monitoring
+        prepare = prepare_prometheus if server == "prometheus" else prepare_alertmanager
+        return prepare(config, installed.monitoring)
     assert credentials is not None
     if server == "minio":
         assert installed.minio_binary
@@ -257,7 +291,10 @@ def stack_up(settings: Settings, servers: Iterable[str] = SERVERS, progress: Pro
         f"minio {config.s3_endpoint} (console http://{config.minio_host}:{config.console_port}), "
         f"trino http://{config.trino_host}:{config.trino_port}, "
         f"postgres postgresql://{config.postgres_user}@{config.postgres_host}:{config.postgres_port}/"
-        f"{config.postgres_database}; credentials in {config.secrets_file}, "
+        f"{config.postgres_database}, prometheus http://{config.monitoring_host}:{config.prometheus_port} "
+        f"(scraping http://{config.metrics_host}:{config.metrics_port}/metrics: `satlake metrics serve --stack`), "
+        f"alertmanager http://{config.monitoring_host}:{config.alertmanager_port}; "
+        f"credentials in {config.secrets_file}, "
         f"logs in {config.logs_dir}"
     )
 
@@ -298,7 +335,7 @@ def _wait_until_ports_released(config: StackConfig, server: str, timeout_s: floa
 
 
 def stack_down(settings: Settings, progress: Progress = print) -> None:
-    """Stop every server started from this stack home (PostgreSQL, Trino, MinIO, then Kafka); data is kept."""
+    """Stop every server started from this stack home (in reverse start order); data is kept."""
     for server in reversed(SERVERS):
         stop_server(settings, server, progress)
 

@@ -14,9 +14,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from satlake.stack.apt import apt_install
 from satlake.stack.config import StackConfig
 from satlake.stack.errors import StackError
-from satlake.stack.install import InstallToolMissing, Progress, install_lock, require_tool, run_tool
+from satlake.stack.install import InstallToolMissing, Progress, install_lock, require_tool
 from satlake.stack.servers import Launch
 
 DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
@@ -55,25 +56,13 @@ def install_postgres(cache: Path, log_file: Path, progress: Progress) -> Path:
         found = postgres_bindir()
         if found is not None:
             return found
-        apt_get = require_tool(
-            "apt-get",
-            "install PostgreSQL and PostGIS",
-            "Install PostgreSQL with PostGIS 3 from your distribution (e.g. postgresql-15-postgis-3) and rerun.",
+        apt_install(
+            POSTGRES_PACKAGES,
+            log_file,
+            progress,
+            needed_for="install PostgreSQL and PostGIS",
+            how_to="Install PostgreSQL with PostGIS 3 from your distribution (e.g. postgresql-15-postgis-3) and rerun.",
         )
-        sudo = [] if os.geteuid() == 0 else [require_tool("sudo", "run apt-get", "Run as root or install sudo.")]
-        prefix = [*sudo, "-n"] if sudo else []
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        hint = "Check that the Debian archive is reachable (apt proxy settings) and that you may run apt-get."
-        progress(f"installing {' '.join(POSTGRES_PACKAGES)} with apt-get")
-        for arguments in (["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", *POSTGRES_PACKAGES]):
-            run_tool(
-                [*prefix, apt_get, *arguments],
-                what=f"apt-get {arguments[0]}",
-                log_file=log_file,
-                progress=progress,
-                hint=hint,
-                env=env,
-            )
         found = postgres_bindir()
         if found is None:
             raise StackError(

@@ -80,6 +80,9 @@ def markers(config: StackConfig) -> dict[str, str]:
         "trino": str(trino_paths(config)[0]),
         # PostgreSQL's data directory (satlake.stack.postgres.postgres_paths), on the postmaster's command line.
         "postgres": str(config.server_dir("postgres") / "data"),
+        # Their config files (satlake.stack.monitoring), on their command lines.
+        "prometheus": str(config.server_dir("prometheus") / "prometheus.yml"),
+        "alertmanager": str(config.server_dir("alertmanager") / "alertmanager.yml"),
     }
 
 

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from satlake.stack.configs import docker_trino_etc_files
 from satlake.stack.versions import KAFKA_VERSION, TRINO_VERSION
@@ -21,6 +22,8 @@ from satlake.stack.versions import KAFKA_VERSION, TRINO_VERSION
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKER_TRINO_ETC = REPO / "infra" / "docker" / "trino" / "etc"
+GRAFANA_PROVISIONING = REPO / "satlake" / "ops" / "grafana" / "provisioning"
+DASHBOARDS = REPO / "satlake" / "ops" / "dashboards"
 
 
 INSTALL_COMPOSE_CHECKER = REPO / "infra" / "install_compose_checker.sh"
@@ -68,6 +71,7 @@ COMPOSE_CREDENTIALS = {
     "SATLAKE_TRINO_S3_ACCESS_KEY": "compose-trino",
     "SATLAKE_TRINO_S3_SECRET_KEY": "compose-trino-secret",
     "SATLAKE_POSTGRES_PASSWORD": "compose-postgres-secret",
+    "SATLAKE_GRAFANA_ADMIN_PASSWORD": "compose-grafana-secret",
 }
 
 
@@ -116,6 +120,7 @@ def test_each_container_gets_only_the_identity_it_needs() -> None:
     for service in ("dagster-webserver", "dagster-daemon"):
         assert secrets_of(services[service]) == pipeline | postgres
     assert secrets_of(services["kafka"]) == set()
+    assert secrets_of(services["grafana"]) == {"compose-grafana-secret"}
 
 
 @pytest.mark.parametrize("missing", sorted(COMPOSE_CREDENTIALS))
@@ -123,6 +128,39 @@ def test_compose_refuses_to_start_without_any_one_credential(missing: str) -> No
     completed = run_config({name: value for name, value in COMPOSE_CREDENTIALS.items() if name != missing})
     assert completed.returncode != 0
     assert f"required variable {missing} is missing" in completed.stderr
+
+
+def test_grafana_runs_the_official_image_with_satlake_provisioning_mounted() -> None:
+    completed = run_config(COMPOSE_CREDENTIALS)
+    assert completed.returncode == 0, completed.stderr
+    grafana = json.loads(completed.stdout)["services"]["grafana"]
+    assert grafana["image"].startswith("grafana/grafana:")
+    mounts = {volume["target"]: volume for volume in grafana["volumes"]}
+    assert Path(mounts["/etc/grafana/provisioning"]["source"]) == GRAFANA_PROVISIONING
+    provider = yaml.safe_load((GRAFANA_PROVISIONING / "dashboards" / "satlake.yml").read_text())["providers"][0]
+    dashboards_mount = mounts[provider["options"]["path"]]
+    assert Path(dashboards_mount["source"]) == DASHBOARDS
+    assert all(volume.get("read_only") for volume in mounts.values())
+    home = Path(grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert (DASHBOARDS / home.relative_to(provider["options"]["path"])).is_file()
+    datasource = yaml.safe_load((GRAFANA_PROVISIONING / "datasources" / "prometheus.yml").read_text())["datasources"][0]
+    # The datasource reaches Prometheus by its Compose service name.
+    assert datasource["url"].startswith("http://prometheus:")
+    assert ports_on_host(grafana) == {3001}
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+
+
+def ports_on_host(service: dict[str, object]) -> set[int]:
+    return {int(port["published"]) for port in service.get("ports", [])}  # type: ignore[union-attr]
+
+
+def test_no_two_services_publish_the_same_host_port() -> None:
+    completed = run_config(COMPOSE_CREDENTIALS)
+    assert completed.returncode == 0, completed.stderr
+    published = [
+        port for service in json.loads(completed.stdout)["services"].values() for port in ports_on_host(service)
+    ]
+    assert len(published) == len(set(published)), sorted(published)
 
 
 def test_docker_trino_configuration_is_the_rendered_one() -> None:
