@@ -32,7 +32,7 @@ CHART_WIDTH = 720
 PANEL_HEIGHT = 110
 MAX_CHART_DAYS = 3  # days of charts one bronze run attaches (the newest of its window)
 MAX_CHART_POINTS = 240  # per line: a day of 1 Hz readings is drawn from at most this many points
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP = 56, 12, 28
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP = 64, 12, 28
 SECONDS_PER_DAY = 86_400
 THUMBNAIL_MAX_SIZE = 192
 CHANGE_MAP_MAX_SIZE = 256
@@ -69,7 +69,7 @@ def _decimate(count: int, anomalies: np.ndarray) -> np.ndarray:
 
 
 def _format(value: float) -> str:
-    return f"{value:.4g}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _panel(series: ChartSeries, top: float, width: int) -> list[str]:
