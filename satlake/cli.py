@@ -7,32 +7,22 @@ import argparse
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from satlake.cli_support import CliError, settings_from_args
+from satlake.cli_support import CliError, report_for, settings_from_args
+from satlake.reporting import Report, capture_output, command_log_path
 from satlake.settings import Mode, Settings, SettingsError
 
 _settings = settings_from_args
 
 
-def _progress(prefix: str) -> callable:  # type: ignore[valid-type]
-    started = time.perf_counter()
-
-    def report(count: int) -> None:
-        rate = count / max(time.perf_counter() - started, 1e-9)
-        print(f"\r{prefix}: {count:,} events ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
-
-    return report
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from satlake.demo import run_demo
 
-    return 0 if run_demo(_settings(args)) else 1
+    return 0 if run_demo(_settings(args), report_for(args)) else 1
 
 
 def cmd_produce_telemetry(args: argparse.Namespace) -> int:
@@ -64,27 +54,27 @@ def cmd_produce_telemetry(args: argparse.Namespace) -> int:
             fault_rate=args.fault_rate,
             seed=args.seed,
         )
-    count = publish_records(resources.event_log, topic, records, progress=_progress(f"publishing to {topic}"))
-    print(f"\npublished {count:,} events to {topic} ({settings.mode.value} mode)")
+    report = report_for(args)
+    with report.progress(f"publishing to {topic}") as progress:
+        count = publish_records(resources.event_log, topic, records, progress=progress)
+    report.line(f"published {count:,} events to {topic} ({settings.mode.value} mode)")
     resources.event_log.close()
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from satlake.definitions import build_definitions
-    from satlake.runner import LEGACY_STATE_FILE, RunOutcome, dagster_instance, run_pending_work
+    from satlake.runner import LEGACY_STATE_FILE, dagster_instance, run_failures, run_pending_work
 
     settings = _settings(args)
+    report = report_for(args)
     defs = build_definitions(settings)
     instance = dagster_instance(settings.dagster_home)
-
-    def show(outcome: RunOutcome) -> None:
-        status = "ok" if outcome.success else "FAILED"
-        print(f"run {outcome.run_id[:8]} {outcome.description} ({outcome.source}): {status} in {outcome.seconds:.1f}s")
-
-    outcomes = run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, show)
+    outcomes = run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, report.run)
     if not outcomes:
-        print("nothing to do: no new events and every partition is up to date")
+        report.line("nothing to do: no new events and every partition is up to date")
+    for failure in run_failures(instance, outcomes):
+        report.error(failure)
     return 0 if all(o.success for o in outcomes) else 1
 
 
@@ -101,12 +91,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not resources.event_log.partitions(topic):
         raise CliError(f"topic {topic!r} does not exist yet: publish to it first (`satlake produce telemetry`)")
 
+    report = report_for(args)
+
     def show(batch: IngestBatch) -> None:
-        print(
+        report.line(
             f"committed {batch.events:,} events, offsets {batch.end_offsets}, days "
-            f"{', '.join(d.isoformat() for d in batch.event_dates)} (delta v{batch.delta_version})",
-            file=sys.stderr,
-            flush=True,
+            f"{', '.join(d.isoformat() for d in batch.event_dates)} (delta v{batch.delta_version})"
         )
 
     if args.workers > 1:
@@ -116,19 +106,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
         from satlake.telemetry.ingest import ingest_in_parallel, log_and_lake_from_settings
 
-        report = ingest_in_parallel(partial(log_and_lake_from_settings, settings), topic, args.workers, args.batch_size)
+        ingested = ingest_in_parallel(
+            partial(log_and_lake_from_settings, settings), topic, args.workers, args.batch_size
+        )
     elif not args.follow:
-        report = ingest_until_caught_up(resources.event_log, resources.lakehouse, topic, args.batch_size, progress=show)
+        ingested = ingest_until_caught_up(
+            resources.event_log, resources.lakehouse, topic, args.batch_size, progress=show
+        )
     else:
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        print(f"following {topic} ({settings.mode.value} mode); Ctrl-C stops after the current batch", file=sys.stderr)
-        report = ingest_continuously(
+        report.line(f"following {topic} ({settings.mode.value} mode); Ctrl-C stops after the current batch")
+        ingested = ingest_continuously(
             resources.event_log, resources.lakehouse, topic, stop.is_set, args.batch_size, progress=show
         )
-    rate = report.events / report.seconds if report.seconds else 0.0
-    print(f"ingested {report.events:,} events in {len(report.batches)} commits ({rate:,.0f}/s)")
+    rate = ingested.events / ingested.seconds if ingested.seconds else 0.0
+    report.line(f"ingested {ingested.events:,} events in {len(ingested.batches)} commits ({rate:,.0f}/s)")
     resources.event_log.close()
     return 0
 
@@ -151,7 +145,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         result = engine.query(args.sql)
     except Exception as error:
         raise CliError(f"{engine_name} refused the query: {error}") from error
-    print(result.format_table(max_rows=args.max_rows))
+    report_for(args).line(result.format_table(max_rows=args.max_rows))
     return 0
 
 
@@ -176,9 +170,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
     except stack.StackError as error:
         raise CliError(str(error)) from error
     statuses = stack.stack_status(settings)
-    for status in statuses:
-        state = "healthy" if status.healthy else ("running" if status.running else "stopped")
-        print(f"{status.name:<6} {state:<8} port {status.port}  {status.detail}")
+    report_for(args).table(
+        ["server", "state", "port", "detail"],
+        [(s.name, "healthy" if s.healthy else ("running" if s.running else "stopped"), str(s.port), s.detail)
+         for s in statuses],
+    )  # fmt: skip
     if args.action == "status":
         return 0 if all(s.healthy for s in statuses) else 3
     return 0
@@ -194,12 +190,17 @@ def domain_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="satlake", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show the logs (dbt, Dagster, warnings) on the terminal; they always go to <root>/logs/",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="produce demo telemetry, run every asset and check, print a report")
     demo.add_argument("--stack", action="store_true", help="run on Kafka, MinIO and Trino (`satlake stack up`)")
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=cmd_demo, captures_output=True)
 
     produce = commands.add_parser("produce", help="publish synthetic or replayed data")
     produce_what = produce.add_subparsers(dest="what", required=True)
@@ -211,14 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     telemetry.add_argument("--seed", type=int, default=1)
     telemetry.add_argument("--from-csv", metavar="DIR", help="replay <satellite>.csv files from DIR")
     telemetry.add_argument("--stack", action="store_true")
-    telemetry.set_defaults(func=cmd_produce_telemetry)
+    telemetry.set_defaults(func=cmd_produce_telemetry, captures_output=True)
 
     for register in domain_commands():
         register(commands)
 
     run = commands.add_parser("run", help="one pass of every sensor and automation, running what they request")
     run.add_argument("--stack", action="store_true")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, captures_output=True)
 
     ingest = commands.add_parser(
         "ingest", help="commit new telemetry events from the log to raw/telemetry_events (once, or --follow)"
@@ -229,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="processes, each ingesting a share of the partitions (default 1)"
     )
     ingest.add_argument("--stack", action="store_true")
-    ingest.set_defaults(func=cmd_ingest)
+    ingest.set_defaults(func=cmd_ingest, captures_output=True)
 
     query = commands.add_parser("query", help="run SQL over the lakehouse tables (<zone>.<table>)")
     query.add_argument("sql")
@@ -250,24 +251,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """The command as typed, for the log file's name: ``demo``, ``produce-telemetry``, ``telemetry-rebuild``."""
+    words = [args.command] + [
+        getattr(args, sub) for sub in ("what", "action") if isinstance(getattr(args, sub, None), str)
+    ]
+    return "-".join(words)
+
+
+def _dispatch(args: argparse.Namespace, report: Report) -> int:
+    try:
+        return int(args.func(args))
+    except (CliError, SettingsError) as error:
+        report.error(str(error))
+        return 2
+    except KeyboardInterrupt:
+        report.error("interrupted")
+        return 130
+
+
+def run_captured(args: argparse.Namespace) -> int:
+    """Run a command whose work logs a lot (dbt, Dagster): its report on the terminal, every log line in
+    ``<root>/logs/satlake-<command>-<time>.log`` (on the terminal too with ``-v``), the file named at the end."""
+    report = Report()
+    try:
+        root = settings_from_args(args).root
+    except SettingsError as error:
+        report.error(str(error))
+        return 2
+    log_path = command_log_path(root, command_name(args))
+    os.environ.setdefault("SATLAKE_RUN_LOG_LEVEL", "INFO")  # into the log file, not onto the terminal
+    with capture_output(log_path, verbose=args.verbose) as terminal:
+        args.report = report = Report(terminal.out, terminal.err)
+        code = _dispatch(args, report)
+        report.line(f"full log: {log_path}")
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
     except CliError as error:
-        print(f"satlake: error: {error}", file=sys.stderr)
+        Report().error(str(error))
         return 2
     args = parser.parse_args(argv)
+    if getattr(args, "captures_output", False):
+        return run_captured(args)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
     )
-    try:
-        return int(args.func(args))
-    except (CliError, SettingsError) as error:
-        print(f"satlake: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("satlake: interrupted", file=sys.stderr)
-        return 130
+    args.report = report = Report()
+    return _dispatch(args, report)
 
 
 if __name__ == "__main__":

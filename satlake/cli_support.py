@@ -1,11 +1,13 @@
 """What every command of the ``satlake`` CLI shares, below the domains' command modules: the error a person
-sees without a traceback, and the settings a command runs with (``--stack`` switches the mode)."""
+sees without a traceback, the settings a command runs with (``--stack`` switches the mode), and the report
+it prints through."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
+from satlake.reporting import Report
 from satlake.settings import Mode, Settings
 
 
@@ -18,3 +20,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if getattr(args, "stack", False):
         return Settings.from_env({**os.environ, "SATLAKE_MODE": Mode.STACK.value})
     return Settings.from_env()
+
+
+def report_for(args: argparse.Namespace) -> Report:
+    """The report the CLI made for this command (on the terminal even while logs are captured), or one on
+    the process's stdout when a command function is called directly."""
+    report = getattr(args, "report", None)
+    return report if isinstance(report, Report) else Report()

@@ -11,13 +11,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
 
 from satlake.partitions import DEFAULT_LOOKBACK_DAYS
+from satlake.reporting import Report
 from satlake.resources import SatlakeResources, build_resources
-from satlake.runner import LEGACY_STATE_FILE, RunOutcome, backfill_days, dagster_instance, run_pending_work
+from satlake.runner import (
+    LEGACY_STATE_FILE,
+    RunOutcome,
+    backfill_days,
+    dagster_instance,
+    run_failures,
+    run_pending_work,
+)
 from satlake.settings import Settings
 from satlake.telemetry.producer import publish_records, simulate_telemetry
 
@@ -83,64 +92,64 @@ def _check_results(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str
     return dict(sorted(latest.items()))
 
 
-def run_demo(settings: Settings, say: Callable[[str], None] = print) -> bool:
+def run_demo(settings: Settings, report: Report | None = None) -> bool:
     """Run the whole demo; returns True when every run and every check succeeded."""
+    report = report or Report()
     started = time.perf_counter()
-    say(f"satlake demo · mode {settings.mode.value} · storage root {settings.root}")
+    report.line(f"satlake demo · mode {settings.mode.value} · storage root {settings.root}")
     from satlake.definitions import build_definitions
 
     resources = build_resources(settings)
-    window = produce_demo_telemetry(resources, settings.root / "demo" / "telemetry.json", say)
+    window = produce_demo_telemetry(resources, settings.root / "demo" / "telemetry.json", report.line)
     defs = build_definitions(settings)
     instance = dagster_instance(settings.dagster_home)
 
-    def show(outcome: RunOutcome) -> None:
-        status = "ok" if outcome.success else "FAILED"
-        say(f"  run {outcome.run_id[:8]} {outcome.description} ({outcome.source}) {status} in {outcome.seconds:.1f}s")
-
-    say("running sensors and automation until quiet:")
-    outcomes = run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, show)
+    state = settings.dagster_home / LEGACY_STATE_FILE
+    outcomes = report.track_runs(
+        "runs of the telemetry sensors and automation", partial(run_pending_work, defs, instance, state)
+    )
     if not any(o.description.startswith("bronze_telemetry_job") for o in outcomes):
         # Nothing new arrived (a second demo run): re-run every demo day to show the result is identical.
-        say(f"no new events; re-running days {window.days[0]}..{window.days[-1]} as one backfill")
-        outcomes += backfill_days(defs, instance, window.days, show)
+        report.line(f"no new events; re-running days {window.days[0]}..{window.days[-1]} as one backfill")
+        outcomes += report.track_runs("backfill runs", partial(backfill_days, defs, instance, window.days))
 
-    say("\nscenes:")
+    report.heading("scenes:")
     from satlake.scenes.demo import run_scene_demo
 
-    scenes_ok = run_scene_demo(settings, defs, instance, say)
+    scenes_ok = run_scene_demo(settings, defs, instance, report)
 
     from satlake.serving.definitions import serving_note
 
-    say(f"\n{serving_note(settings)}")
+    report.line(serving_note(settings))
 
-    say("\ntables:")
     engine = resources.query_engine
+    report.heading("tables:")
     for table in resources.lakehouse.list_tables():
         count = engine.query(f'SELECT count(*) FROM "{table.zone}"."{table.name}"').rows[0][0]
-        say(f"  {table.zone}.{table.name:<24} {count:>9,} rows")
+        report.line(f"  {table.zone}.{table.name:<24} {count:>9,} rows")
 
     from satlake.telemetry.limits_file import load_limits
     from satlake.telemetry.report import contract_report
 
     limits = load_limits(settings.telemetry_limits_path)
-    say("\ntelemetry contract: " + "\n".join(contract_report(resources.lakehouse, limits)))
+    contract = contract_report(resources.lakehouse, limits)
+    report.heading(f"telemetry contract: {contract[0]}")
+    report.line("\n".join(contract[1:]))
 
-    results = _check_results(instance, [o.run_id for o in outcomes])
-    failed = [name for name, (passed, _) in results.items() if not passed]
-    say(f"\nasset checks: {len(results) - len(failed)} passed, {len(failed)} failed")
-    for name, (passed, description) in results.items():
-        say(f"  {'PASS' if passed else 'FAIL'} {name}: {description}")
+    failed = report.checks("asset checks", _check_results(instance, [o.run_id for o in outcomes]))
 
-    say(f"\nsample query ({engine.name}):\n{SAMPLE_QUERY}\n")
+    report.heading(f"sample query ({engine.name}):")
+    report.line(SAMPLE_QUERY)
     try:
-        say(engine.query(SAMPLE_QUERY).format_table())
+        report.line(engine.query(SAMPLE_QUERY).format_table())
     except Exception as error:  # a failed run above leaves a table missing; the report says so and goes on
-        say(f"the sample query failed: {error}")
+        report.error(f"the sample query failed: {error}")
         outcomes.append(RunOutcome("report", "sample query", "-", False, 0.0))
 
+    for failure in run_failures(instance, outcomes):
+        report.error(failure)
     runs_ok = all(o.success for o in outcomes) and scenes_ok
-    say(f"\ndemo finished in {time.perf_counter() - started:.0f}s: "
-        f"{'all runs succeeded' if runs_ok else 'some runs FAILED'}, "
-        f"{'all checks passed' if not failed else f'{len(failed)} checks failed'}")  # fmt: skip
+    report.heading(f"demo finished in {time.perf_counter() - started:.0f}s: "
+                   f"{'all runs succeeded' if runs_ok else 'some runs FAILED'}, "
+                   f"{'all checks passed' if not failed else f'{len(failed)} checks failed'}")  # fmt: skip
     return runs_ok and not failed

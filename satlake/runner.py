@@ -28,8 +28,15 @@ log = logging.getLogger(__name__)
 LEGACY_STATE_FILE = "satlake-run-state.json"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-# Run logs go to the instance (and the UI); the terminal shows one line per run unless asked for more.
-CONSOLE_LOG_LEVEL = os.environ.get("SATLAKE_RUN_LOG_LEVEL", "WARNING")
+RUN_LOG_LEVEL_VARIABLE = "SATLAKE_RUN_LOG_LEVEL"
+
+
+def console_log_level() -> str:
+    """The level of Dagster's console logger in runs (``SATLAKE_RUN_LOG_LEVEL``, default WARNING).
+
+    Run logs are stored in the instance (and the UI); the CLI sends the console's copy to its log file and
+    raises the level to INFO there (``satlake.cli``), so the file holds each step's events."""
+    return os.environ.get(RUN_LOG_LEVEL_VARIABLE, "WARNING").upper()
 
 
 @dataclass
@@ -41,11 +48,25 @@ class RunOutcome:
     seconds: float
 
 
+def run_failures(instance: dg.DagsterInstance, outcomes: list[RunOutcome]) -> list[str]:
+    """For each failed run, its failed steps' errors in full (message and stack), as the UI shows them."""
+    failures = []
+    for outcome in outcomes:
+        if outcome.success or outcome.run_id == "-":
+            continue
+        for entry in instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+            error = entry.dagster_event.event_specific_data.error  # type: ignore[union-attr]
+            step = entry.dagster_event.step_key  # type: ignore[union-attr]
+            detail = error.to_string() if error is not None else "no error recorded"
+            failures.append(f"run {outcome.run_id[:8]} {outcome.description}, step {step} failed:\n{detail}")
+    return failures
+
+
 def quiet_run_logs() -> None:
     """Keep per-step run logs (and dbt's output) off the terminal; they are stored with each run."""
-    if CONSOLE_LOG_LEVEL.upper() != "DEBUG":
+    if console_log_level() != "DEBUG":
         for name in ("dagster", "dagster.builtin"):
-            logging.getLogger(name).setLevel(CONSOLE_LOG_LEVEL.upper())
+            logging.getLogger(name).setLevel(console_log_level())
 
 
 def dagster_instance(dagster_home: Path) -> dg.DagsterInstance:
@@ -74,7 +95,7 @@ def _execute(
     started = time.perf_counter()
     job = defs.resolve_job_def(job_name) if job_name else defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": CONSOLE_LOG_LEVEL}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": console_log_level()}}}},
         instance=instance,
         partition_key=partition_key,
         asset_selection=asset_selection,

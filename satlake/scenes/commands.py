@@ -23,7 +23,7 @@ from satlake.catalog.search import (
     search_catalog_duckdb,
     search_catalog_trino,
 )
-from satlake.cli_support import CliError, settings_from_args
+from satlake.cli_support import CliError, report_for, settings_from_args
 from satlake.settings import Mode, Settings
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def cmd_put(args: argparse.Namespace) -> int:
 
     paths = [Path(p) for p in args.files]
     try:
-        put_files(settings_from_args(args), paths, prefix=args.prefix)
+        put_files(settings_from_args(args), paths, prefix=args.prefix, say=report_for(args).line)
     except (FileNotFoundError, UnsafeObjectKeyError) as error:
         raise CliError(str(error)) from error
     return 0
@@ -78,11 +78,12 @@ def produce_scene_files(out_dir: Path, tiles: int, size: int, seed: int, mars: b
 
 def cmd_produce_scenes(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    report = report_for(args)
     try:
         with tempfile.TemporaryDirectory(prefix="satlake-scenes-") as scratch:
             paths = produce_scene_files(Path(scratch), args.tiles, args.size, args.seed, mars=not args.no_mars)
-            print(f"produced {len(paths)} synthetic scenes ({args.tiles} tiles x 4 dates, {args.size} px)")
-            put_files(settings, paths, prefix=args.prefix)
+            report.line(f"produced {len(paths)} synthetic scenes ({args.tiles} tiles x 4 dates, {args.size} px)")
+            put_files(settings, paths, prefix=args.prefix, say=report.line)
     except ValueError as error:
         raise CliError(f"cannot produce scenes: {error}") from error
     return 0
@@ -193,10 +194,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CliError(str(error)) from error
     rows = search_items(settings_from_args(args), query)
+    report = report_for(args)
     if rows is None:
-        print(f"satlake: {NO_CATALOG_MESSAGE}", file=sys.stderr)
+        report.warning(NO_CATALOG_MESSAGE)
         rows = []
-    print(json.dumps(item_collection(rows)) if args.json else format_items(rows))
+    if args.json:
+        sys.stdout.write(json.dumps(item_collection(rows)) + "\n")  # for other tools: exactly JSON, unstyled
+    else:
+        report.line(format_items(rows))
     return 0
 
 
@@ -228,7 +233,7 @@ def add_scene_commands(subparsers: argparse._SubParsersAction) -> None:
     scenes.add_argument("--prefix", default="synthetic", help="landing folder (default: synthetic)")
     scenes.add_argument("--no-mars", action="store_true", help="leave out the small Mars raster")
     scenes.add_argument("--stack", action="store_true")
-    scenes.set_defaults(func=cmd_produce_scenes)
+    scenes.set_defaults(func=cmd_produce_scenes, captures_output=True)
 
     search = subparsers.add_parser(
         "search",

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from satlake.reporting import Report
 from satlake.resources import build_resources
-from satlake.runner import LEGACY_STATE_FILE, RunOutcome, run_pending_work
+from satlake.runner import LEGACY_STATE_FILE, run_pending_work
 from satlake.scenes.commands import produce_scene_files, put_files
 from satlake.scenes.synthetic import clearing_plan
 from satlake.scenes.tables import CATALOG_ITEMS, GOLD_FOREST_CHANGE, SCENE_REJECTS
@@ -72,32 +73,34 @@ def _scene_check_results(instance: dg.DagsterInstance, run_ids: list[str]) -> di
 
 
 def run_scene_demo(
-    settings: Settings, defs: dg.Definitions, instance: dg.DagsterInstance, say: Callable[[str], None] = print
+    settings: Settings,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    report: Report,
 ) -> bool:
-    """Land the demo scenes, run the scene pipeline in process and print what it produced.
+    """Land the demo scenes, run the scene pipeline in process and report what it produced.
 
     Returns True when every run succeeded, every scene check passed and the planted clearing was found.
     """
     from dagster._core.definitions.partitions.context import partition_loading_context
 
     started = time.perf_counter()
+    say = report.line
     land_demo_scenes(settings, settings.root / "demo" / "scenes.json", say)
 
-    def show(outcome: RunOutcome) -> None:
-        status = "ok" if outcome.success else "FAILED"
-        say(f"  run {outcome.run_id[:8]} {outcome.description} ({outcome.source}) {status} in {outcome.seconds:.1f}s")
-
-    say("running the scene pipeline:")
     # Dynamic partitions are read while sensor run requests are validated; outside the daemon the instance
     # has to be made available for that explicitly.
     with partition_loading_context(dynamic_partitions_store=instance):
-        outcomes = run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, show)
+        outcomes = report.track_runs(
+            "runs of the scene pipeline",
+            lambda show: run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, show),
+        )
     if not outcomes:
         say("  nothing new to process (scenes were processed by an earlier run)")
 
     lakehouse = build_resources(settings).lakehouse
     catalog = lakehouse.read(CATALOG_ITEMS)
-    say(f"\ncatalog ({catalog.num_rows if catalog is not None else 0} items):")
+    report.heading(f"catalog ({catalog.num_rows if catalog is not None else 0} items):")
     if catalog is not None:
         columns = ["id", "collection", "datetime", "platform", "cloud_cover", "body", "bbox_xmin", "bbox_ymin"]
         for row in catalog.select(columns).sort_by([("collection", "ascending"), ("id", "ascending")]).to_pylist():
@@ -108,21 +111,17 @@ def run_scene_demo(
 
     rejects = lakehouse.read(SCENE_REJECTS)
     if rejects is not None and rejects.num_rows:
-        say(f"\nquarantined ({rejects.num_rows}):")
+        report.heading(f"quarantined ({rejects.num_rows}):")
         for row in rejects.to_pylist()[-5:]:
             say(f"  {row['scene_id']}: {row['reason'][:150]}")
 
     results = _scene_check_results(instance, [o.run_id for o in outcomes])
-    failed = [name for name, (passed, _) in results.items() if not passed]
-    if results:
-        say(f"\nscene checks: {len(results) - len(failed)} passed, {len(failed)} failed")
-        for name, (passed, text) in results.items():
-            say(f"  {'PASS' if passed else 'FAIL'} {name}: {text}")
+    failed = report.checks("scene checks", results) if results else []
 
     change = lakehouse.read(GOLD_FOREST_CHANGE)
     expected_ha = clearing_plan(DEMO_SIZE, DEMO_DATES).area_ha()
     found = False
-    say(f"\nforest change (planted clearing: {expected_ha:.2f} ha):")
+    report.heading(f"forest change (planted clearing: {expected_ha:.2f} ha):")
     if change is not None and change.num_rows:
         for row in change.sort_by([("area_ha", "descending")]).to_pylist()[:5]:
             drop = row["mean_ndvi_drop"]
@@ -132,5 +131,5 @@ def run_scene_demo(
     else:
         say("  no forest loss found")
     runs_ok = all(o.success for o in outcomes)
-    say(f"\nscene demo finished in {time.perf_counter() - started:.0f}s")
+    say(f"scene demo finished in {time.perf_counter() - started:.0f}s")
     return runs_ok and not failed and found

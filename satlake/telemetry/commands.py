@@ -11,7 +11,7 @@ import argparse
 from datetime import date
 from pathlib import Path
 
-from satlake.cli_support import CliError, settings_from_args
+from satlake.cli_support import CliError, report_for, settings_from_args
 from satlake.telemetry.limits import SEVERITIES, Band, TelemetryLimits
 from satlake.telemetry.limits_file import LimitsFileError, load_limits
 from satlake.telemetry.tables import MEASURES
@@ -55,7 +55,7 @@ def cmd_limits(args: argparse.Namespace) -> int:
         limits = load_limits(path)
     except LimitsFileError as error:
         raise CliError(f"invalid limits file: {error}") from error
-    print("\n".join(line.rstrip() for line in limits_table(limits, args.satellite)))
+    report_for(args).line("\n".join(line.rstrip() for line in limits_table(limits, args.satellite)))
     return 0
 
 
@@ -72,7 +72,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from satlake.definitions import build_definitions
     from satlake.partitions import DAILY_PARTITIONS
     from satlake.resources import build_resources
-    from satlake.runner import backfill_days, dagster_instance
+    from satlake.runner import backfill_days, dagster_instance, run_failures
     from satlake.telemetry.report import contract_report
     from satlake.telemetry.tables import RAW_TELEMETRY_EVENTS
 
@@ -93,15 +93,15 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         raise CliError(f"cannot rebuild {first}..{last}: the daily partitions run from {partitions[0]} to "
                        f"{partitions[-1]} and raw telemetry covers {stored_days[0]}..{stored_days[-1]}; set "
                        "SATLAKE_PARTITIONS_START to an earlier day to rebuild older days")  # fmt: skip
-    print(f"rebuilding bronze and the curated tables for {first}..{last} from the raw zone, "
+    report = report_for(args)
+    report.line(f"rebuilding bronze and the curated tables for {first}..{last} from the raw zone, "
           f"judged by limits {limits.mission!r} (version {limits.version})")  # fmt: skip
     defs = build_definitions(settings)
     instance = dagster_instance(settings.dagster_home)
-    outcomes = backfill_days(
-        defs, instance, [first.isoformat(), last.isoformat()],
-        lambda o: print(f"  run {o.run_id[:8]} {o.description} {'ok' if o.success else 'FAILED'} in {o.seconds:.1f}s"),
-    )  # fmt: skip
-    print("\n".join(contract_report(resources.lakehouse, limits, first, last)))
+    outcomes = backfill_days(defs, instance, [first.isoformat(), last.isoformat()], report.run)
+    for failure in run_failures(instance, outcomes):
+        report.error(failure)
+    report.line("\n".join(contract_report(resources.lakehouse, limits, first, last)))
     return 0 if all(o.success for o in outcomes) else 1
 
 
@@ -130,4 +130,4 @@ def add_telemetry_commands(subparsers: argparse._SubParsersAction) -> None:
     rebuild.add_argument("--from", dest="from_day", metavar="YYYY-MM-DD", help="first day (default: the oldest)")
     rebuild.add_argument("--to", dest="to_day", metavar="YYYY-MM-DD", help="last day (default: the newest)")
     rebuild.add_argument("--stack", action="store_true", help="rebuild on the stack (`satlake stack up`)")
-    rebuild.set_defaults(func=cmd_rebuild)
+    rebuild.set_defaults(func=cmd_rebuild, captures_output=True)

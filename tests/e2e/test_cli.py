@@ -24,6 +24,40 @@ def table_counts(report: str) -> dict[str, int]:
     return {m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"^  (\w+\.\w+)\s+([\d,]+) rows$", report, re.M)}
 
 
+def assert_readable_report(result: subprocess.CompletedProcess[str]) -> None:
+    """Under 100 lines holding the report's sections, nothing but errors on stderr, and the log file it names
+    holding what was kept off the terminal: dbt's lines, Dagster's logs, library warnings."""
+    lines = result.stdout.splitlines()
+    assert len(lines) < 100, result.stdout
+    for section in ("scenes:", "catalog (10 items):", "scene checks:", "forest change", "tables:",
+                    "telemetry contract:", "asset checks:", "sample query (duckdb):", "demo finished in"):  # fmt: skip
+        assert any(line.startswith(section) for line in lines), (section, result.stdout)
+    assert re.search(r"^  PASS silver/telemetry_clean:\d+ dbt tests: .*not_null \(", result.stdout, re.M)
+    assert "Running with dbt" not in result.stdout + result.stderr
+    assert "BetaWarning" not in result.stdout + result.stderr
+    assert result.stderr == "", result.stderr
+    log_path = re.search(r"^full log: (\S+)$", result.stdout, re.M)
+    assert log_path, result.stdout
+    log = Path(log_path[1]).read_text()
+    assert "Running with dbt" in log and re.search(r"\d+ of \d+ PASS not_null_telemetry_clean_", log)
+    assert "BetaWarning" in log
+
+
+@pytest.mark.e2e
+def test_verbose_shows_the_logs_on_the_terminal_and_they_always_reach_the_log_file(tmp_path: Path) -> None:
+    quiet = satlake(tmp_path, "run")
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    assert quiet.stderr == "" and "BetaWarning" not in quiet.stdout
+    assert "nothing to do" in quiet.stdout
+    quiet_log = re.search(r"^full log: (\S+)$", quiet.stdout, re.M)
+    assert quiet_log and "BetaWarning" in Path(quiet_log[1]).read_text()
+    verbose = satlake(tmp_path, "-v", "run")
+    assert verbose.returncode == 0, verbose.stdout + verbose.stderr
+    assert "BetaWarning" in verbose.stderr and "nothing to do" in verbose.stdout
+    verbose_log = re.search(r"^full log: (\S+)$", verbose.stdout, re.M)
+    assert verbose_log and verbose_log[1] != quiet_log[1] and "BetaWarning" in Path(verbose_log[1]).read_text()
+
+
 @pytest.mark.e2e
 def test_demo_runs_end_to_end_and_is_safe_to_run_twice(tmp_path: Path) -> None:
     first = satlake(tmp_path, "demo")
@@ -43,6 +77,7 @@ def test_demo_runs_end_to_end_and_is_safe_to_run_twice(tmp_path: Path) -> None:
     assert int(kept[1].replace(",", "")) == counts["bronze.telemetry"] and int(kept[6].replace(",", "")) > 0
     assert re.search(r"rejected\s+[\d,]+\s+.*truncated", first.stdout)
     assert "sample query" in first.stdout and "SAT-001" in first.stdout
+    assert_readable_report(first)
 
     second = satlake(tmp_path, "demo")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
