@@ -46,7 +46,7 @@ def build_exporter(
         scrape_errors=Counter(
             names.SCRAPE_ERRORS,
             "Sources (lakehouse, event log, Dagster, pushed files) the exporter failed to read",
-            registry=registry,
+            registry=None,
         ),
     )
     resources = build_resources(settings)
@@ -56,6 +56,8 @@ def build_exporter(
     )
     registry.register(DagsterCollector(instance, exporter.record_error))
     registry.register(PushedMetricsCollector(pushed_metrics_dir(settings), exporter.record_error))
+    # Collected last, so a scrape already counts the errors of its own sections.
+    registry.register(exporter.scrape_errors)
     return exporter
 
 

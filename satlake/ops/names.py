@@ -21,3 +21,21 @@ SCENE_OUTCOMES = ("landed", "converted", "quarantined")
 RUN_DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 # A batch of telemetry takes tens of milliseconds to commit and a few seconds to read and decode.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+COUNTERS = frozenset({EVENTS_CONSUMED, EVENTS_REJECTED, BYTES_WRITTEN, SCENES, RUNS, CHECK_FAILURES, SCRAPE_ERRORS})
+HISTOGRAMS = frozenset({INGEST_BATCH_SECONDS, DELTA_COMMIT_SECONDS, RUN_DURATION_SECONDS})
+GAUGES = frozenset({CONSUMER_LAG, CHECK_PASSED, PARTITION_AGE_SECONDS})
+
+
+def exposed_series(family: str) -> set[str]:
+    """The series names a metric family is exposed as in the text format Prometheus scrapes."""
+    if family in COUNTERS:
+        return {f"{family}_total"}
+    if family in HISTOGRAMS:
+        return {f"{family}_{suffix}" for suffix in ("bucket", "sum", "count")}
+    return {family}
+
+
+def all_exposed_series() -> set[str]:
+    """Every series name the exporter can expose: what dashboards and alert rules may query."""
+    return {series for family in COUNTERS | HISTOGRAMS | GAUGES for series in exposed_series(family)}
