@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -56,28 +55,30 @@ class DemoWindow:
         return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def produce_demo_telemetry(resources: SatlakeResources, marker: Path, say: Callable[[str], None]) -> DemoWindow:
+def produce_demo_telemetry(resources: SatlakeResources, marker: Path, report: Report) -> DemoWindow:
     """Publish the demo's events once per storage root; later runs reuse the recorded window."""
     if marker.exists():
         recorded = DemoWindow(**json.loads(marker.read_text()))
-        say(f"telemetry already produced by an earlier demo run ({recorded.events} events); not producing again")
+        report.line(
+            f"telemetry already produced by an earlier demo run ({recorded.events} events); not producing again"
+        )
         return recorded
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(days=DEMO_DAYS)
     start_ns, end_ns = int(start.timestamp() * 1e9), int(end.timestamp() * 1e9)
     topic = resources.settings.telemetry_topic
     resources.event_log.create_topic(topic, resources.settings.telemetry_partitions)
-    say(f"producing {DEMO_SATELLITES} satellites x {DEMO_DAYS} days every {DEMO_INTERVAL_S:g} s "
+    report.line(f"producing {DEMO_SATELLITES} satellites x {DEMO_DAYS} days every {DEMO_INTERVAL_S:g} s "
         f"({DEMO_FAULT_RATE:.0%} injected faults) to {topic}")  # fmt: skip
     records = simulate_telemetry(
         satellites=DEMO_SATELLITES, start_ns=start_ns, end_ns=end_ns, interval_s=DEMO_INTERVAL_S,
         fault_rate=DEMO_FAULT_RATE, seed=DEMO_SEED,
     )  # fmt: skip
-    produced = publish_records(resources.event_log, topic, records)
+    with report.progress(f"publishing to {topic}") as progress:
+        produced = publish_records(resources.event_log, topic, records, progress=progress)
     window = DemoWindow(start_ns=start_ns, end_ns=end_ns, events=produced)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(window.__dict__))
-    say(f"produced {produced} events")
     return window
 
 
@@ -100,7 +101,7 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
     from satlake.definitions import build_definitions
 
     resources = build_resources(settings)
-    window = produce_demo_telemetry(resources, settings.root / "demo" / "telemetry.json", report.line)
+    window = produce_demo_telemetry(resources, settings.root / "demo" / "telemetry.json", report)
     defs = build_definitions(settings)
     instance = dagster_instance(settings.dagster_home)
 

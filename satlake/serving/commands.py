@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import socket
 
-from satlake.cli_support import CliError, settings_from_args
+from satlake.cli_support import CliError, report_for, settings_from_args
 from satlake.settings import Mode
 
 DEFAULT_HOST = "127.0.0.1"
@@ -46,17 +46,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(f"--port {args.port} is not a TCP port (1-65535)")
     _require_free_port(args.host, args.port)
     settings = settings_from_args(args)
+    report = report_for(args)
     if settings.mode is Mode.STACK:
         created = ensure_api_keys(settings)
         if created:
-            print(f"satlake API: generated {', '.join(created)} in {settings.secrets_file}", flush=True)
+            report.line(f"satlake API: generated {', '.join(created)} in {settings.secrets_file}")
     try:
         app = build_service(settings, host=args.host)
     except ValueError as error:
         raise CliError(str(error)) from error
     if settings.mode is Mode.STACK:
-        print(f"satlake API: {app.state.features_note}", flush=True)
-    print(f"satlake API: reading the catalog of {settings.root} ({settings.mode.value} mode)…", flush=True)
+        report.line(f"satlake API: {app.state.features_note}")
+    report.line(f"satlake API: reading the catalog of {settings.root} ({settings.mode.value} mode)…")
     try:
         app.state.stac_client.backend.warm()
     except Exception as error:  # the catalog's storage, whatever its kind, refused: say where and what
@@ -70,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
             await super().startup(sockets=sockets)
             if self.started:
-                print(line, flush=True)
+                report.line(line)
 
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug"
