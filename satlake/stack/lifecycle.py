@@ -39,6 +39,7 @@ from satlake.stack.monitoring import (
     prepare_alertmanager,
     prepare_prometheus,
     ready_health,
+    refresh_monitoring_configuration,
 )
 from satlake.stack.postgres import install_postgres, postgres_health, prepare_postgres, provision_postgres
 from satlake.stack.process import (
@@ -229,7 +230,9 @@ def _bring_up(
         detail = wait_until_healthy(config, server, pid, progress)
         reason = restart_reason(config, server, credentials)
         if reason is None:
-            progress(f"{server}: already running (pid {pid}), healthy: {detail}")
+            reloaded = server in ("prometheus", "alertmanager") and refresh_monitoring_configuration(config, server)
+            how = ", configuration reloaded" if reloaded else ""
+            progress(f"{server}: already running (pid {pid}){how}, healthy: {detail}")
             return
         progress(f"{server}: restarting (pid {pid}): {reason}")
         stop_process(pid, STOP_TIMEOUT_S[server], STOP_SIGNALS.get(server, signal.SIGTERM))

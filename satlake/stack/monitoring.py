@@ -123,13 +123,49 @@ def alertmanager_config(config: StackConfig) -> dict[str, object]:
     }
 
 
+def monitoring_files(config: StackConfig, server: str) -> tuple[Path, dict[str, str]]:
+    """(config dir, {file name: text}) of Prometheus or Alertmanager as this satlake renders them."""
+    if server == "prometheus":
+        config_file = prometheus_paths(config)[0]
+        rendered = {
+            config_file.name: yaml.safe_dump(prometheus_config(config), sort_keys=False),
+            RULES_FILE: rules_text(),
+        }
+    else:
+        config_file = alertmanager_paths(config)[0]
+        rendered = {config_file.name: yaml.safe_dump(alertmanager_config(config), sort_keys=False)}
+    return config_file.parent, rendered
+
+
+def refresh_monitoring_configuration(config: StackConfig, server: str, timeout_s: float = 10.0) -> bool:
+    """Rewrite a running Prometheus's or Alertmanager's files and ask it to reload them (``POST /-/reload``)
+    when they changed (a new webhook, interval or rule); returns whether it reloaded."""
+    directory, rendered = monitoring_files(config, server)
+    changed = [name for name, text in rendered.items() if _read(directory / name) != text]
+    if not changed:
+        return False
+    write_files(directory, rendered)
+    port = config.ports(server)["http"]
+    request = urllib.request.Request(f"http://{config.monitoring_host}:{port}/-/reload", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError as error:
+        body = error.read().decode(errors="replace").strip()[:500]
+        raise StackError(f"{server} refused its new configuration ({', '.join(changed)}): {body}") from None
+    except OSError as error:
+        raise StackError(f"{server} could not be asked to reload its configuration: {error}") from None
+    return True
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.is_file() else None
+
+
 def prepare_prometheus(config: StackConfig, binaries: MonitoringBinaries) -> Launch:
     config_file, data_dir = prometheus_paths(config)
     data_dir.mkdir(parents=True, exist_ok=True)
-    write_files(
-        config_file.parent,
-        {config_file.name: yaml.safe_dump(prometheus_config(config), sort_keys=False), RULES_FILE: rules_text()},
-    )
+    write_files(*monitoring_files(config, "prometheus"))
     return Launch(
         command=[
             str(binaries.prometheus),
@@ -146,7 +182,7 @@ def prepare_prometheus(config: StackConfig, binaries: MonitoringBinaries) -> Lau
 def prepare_alertmanager(config: StackConfig, binaries: MonitoringBinaries) -> Launch:
     config_file, data_dir = alertmanager_paths(config)
     data_dir.mkdir(parents=True, exist_ok=True)
-    write_files(config_file.parent, {config_file.name: yaml.safe_dump(alertmanager_config(config), sort_keys=False)})
+    write_files(*monitoring_files(config, "alertmanager"))
     return Launch(
         command=[
             str(binaries.alertmanager),

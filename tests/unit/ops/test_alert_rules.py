@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from satlake.stack.monitoring import (
     install_monitoring,
     prepare_alertmanager,
     prepare_prometheus,
+    prometheus_config,
 )
 
 RULES_DIR = Path(__file__).resolve().parents[3] / "satlake" / "ops" / "rules"
@@ -112,3 +114,34 @@ def test_generated_alertmanager_configuration_routes_to_the_webhook(
     chosen = receivers[route["route"]["receiver"]]  # type: ignore[index]
     urls = [hook["url"] for hook in chosen.get("webhook_configs", [])]
     assert urls == ([webhook] if webhook else [])
+
+
+COMPOSE_DIR = RULES_DIR.parent / "compose"
+
+
+def test_compose_prometheus_matches_the_native_one_and_passes_promtool(
+    binaries: MonitoringBinaries, tmp_path: Path
+) -> None:
+    compose = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())
+    native = StackConfig.from_settings(Settings.from_env({"SATLAKE_ROOT": str(tmp_path)}))
+    in_containers = replace(native, monitoring_host="alertmanager", metrics_host="satlake-metrics", metrics_port=9108)
+    expected = prometheus_config(in_containers)
+    assert {key: compose[key] for key in ("global", "alerting", "scrape_configs")} == {
+        key: expected[key] for key in ("global", "alerting", "scrape_configs")
+    }
+    assert [Path(path).name for path in compose["rule_files"]] == [RULES_FILE]
+    # The rules sit where the compose file mounts them; promtool reads them from beside the copy.
+    (tmp_path / RULES_FILE).write_text((RULES_DIR / RULES_FILE).read_text())
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({**compose, "rule_files": [RULES_FILE]}))
+    checked = run([binaries.promtool, "check", "config", tmp_path / "prometheus.yml"])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_compose_alertmanager_groups_as_the_native_one_and_passes_amtool(
+    binaries: MonitoringBinaries, tmp_path: Path
+) -> None:
+    compose = yaml.safe_load((COMPOSE_DIR / "alertmanager.yml").read_text())
+    native = StackConfig.from_settings(Settings.from_env({"SATLAKE_ROOT": str(tmp_path)}))
+    assert compose == alertmanager_config(native)
+    checked = run([binaries.alertmanager.with_name("amtool"), "check-config", COMPOSE_DIR / "alertmanager.yml"])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
