@@ -70,7 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = report_for(args)
     defs = build_definitions(settings)
     instance = dagster_instance(settings.dagster_home)
-    outcomes = run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, report.run)
+    state = settings.dagster_home / LEGACY_STATE_FILE
+    outcomes = report.track_runs("runs", lambda show: run_pending_work(defs, instance, state, show))
     if not outcomes:
         report.line("nothing to do: no new events and every partition is up to date")
     for failure in run_failures(instance, outcomes):

@@ -15,7 +15,7 @@ import dagster as dg
 
 from satlake.reporting import Report
 from satlake.resources import build_resources
-from satlake.runner import LEGACY_STATE_FILE, run_pending_work
+from satlake.runner import LEGACY_STATE_FILE, run_failures, run_pending_work
 from satlake.scenes.commands import produce_scene_files, put_files
 from satlake.scenes.synthetic import clearing_plan
 from satlake.scenes.tables import CATALOG_ITEMS, GOLD_FOREST_CHANGE, SCENE_REJECTS
@@ -84,7 +84,6 @@ def run_scene_demo(
     """
     from dagster._core.definitions.partitions.context import partition_loading_context
 
-    started = time.perf_counter()
     say = report.line
     land_demo_scenes(settings, settings.root / "demo" / "scenes.json", say)
 
@@ -97,6 +96,8 @@ def run_scene_demo(
         )
     if not outcomes:
         say("  nothing new to process (scenes were processed by an earlier run)")
+    for failure in run_failures(instance, outcomes):
+        report.error(failure)
 
     lakehouse = build_resources(settings).lakehouse
     catalog = lakehouse.read(CATALOG_ITEMS)
@@ -131,5 +132,4 @@ def run_scene_demo(
     else:
         say("  no forest loss found")
     runs_ok = all(o.success for o in outcomes)
-    say(f"scene demo finished in {time.perf_counter() - started:.0f}s")
     return runs_ok and not failed and found
