@@ -26,6 +26,8 @@ from satlake.settings import Settings
 log = logging.getLogger(__name__)
 SUFFIX = ".prom"
 SOURCE_LABEL = "source"
+# Pushing rewrites a small file; once a second keeps it current for any scrape interval.
+PUSH_EVERY_S = 1.0
 
 
 def pushed_metrics_dir(settings: Settings) -> Path:
@@ -51,6 +53,18 @@ class RunMetrics:
             buckets=names.LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._last_batch = time.monotonic()
+        self._last_push = float("-inf")
+
+    def batch_committed(self, _batch: object = None) -> None:
+        """A progress callback for ingestion (``ingest_until_caught_up(progress=...)``): observes the time since
+        the previous batch (or since this object was made) and pushes, at most once per ``PUSH_EVERY_S``."""
+        now = time.monotonic()
+        self.batch_seconds.observe(now - self._last_batch)
+        self._last_batch = now
+        if now - self._last_push >= PUSH_EVERY_S:
+            self.push()
+            self._last_push = now
 
     @contextmanager
     def timed_batch(self) -> Iterator[None]:

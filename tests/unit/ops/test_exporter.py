@@ -150,6 +150,20 @@ def test_pushed_run_metrics_are_served_with_their_source(settings: Settings) -> 
     assert value(samples, "satlake_delta_commit_seconds_sum", source="ingest") == pytest.approx(0.04)
 
 
+def test_ingestion_pushes_one_observation_per_committed_batch(settings: Settings) -> None:
+    publish(settings, time.time_ns())
+    resources = build_resources(settings)
+    run = RunMetrics(pushed_metrics_dir(settings), "ingest")
+    report = ingest_until_caught_up(
+        resources.event_log, resources.lakehouse, TOPIC, batch_size=8, progress=run.batch_committed
+    )
+    assert run.path.is_file()  # pushed during the run, not only at its end
+    run.push()
+    samples = scrape(build_exporter(settings, dg.DagsterInstance.ephemeral()))
+    assert len(report.batches) > 1
+    assert value(samples, "satlake_ingest_batch_seconds_count", source="ingest") == len(report.batches)
+
+
 def test_a_source_that_fails_is_counted_and_hides_nothing_else(settings: Settings) -> None:
     # A pushed file that is not exposition text: counted, and the other file and sources are still served.
     exporter = build_exporter(settings, dg.DagsterInstance.ephemeral())
