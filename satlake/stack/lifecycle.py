@@ -365,9 +365,10 @@ def stack_status(settings: Settings) -> list[ServerStatus]:
 
 def format_status_table(statuses: list[ServerStatus]) -> str:
     """`satlake stack status` as a fixed-width table, one server per line."""
-    lines = [f"{'server':<8} {'state':<8} {'pid':>8} {'port':>6}  detail"]
+    width = max([len("server"), *(len(status.name) for status in statuses)])
+    lines = [f"{'server':<{width}} {'state':<8} {'pid':>8} {'port':>6}  detail"]
     for status in statuses:
         state = "healthy" if status.healthy else ("running" if status.running else "stopped")
         pid = status.pid if status.pid is not None else "-"
-        lines.append(f"{status.name:<8} {state:<8} {pid!s:>8} {status.port!s:>6}  {status.detail}")
+        lines.append(f"{status.name:<{width}} {state:<8} {pid!s:>8} {status.port!s:>6}  {status.detail}")
     return "\n".join(lines)
