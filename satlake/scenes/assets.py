@@ -30,6 +30,7 @@ from satlake.catalog.items import (
 from satlake.catalog.static import write_static_catalog
 from satlake.catalog.table import catalog_rows
 from satlake.catalog.validation import validate_stac_object
+from satlake.ops.plots import change_map_png, data_uri, markdown_image, thumbnail_png
 from satlake.products.forest_change import bright_cloud_mask, detect_forest_loss, select_clear_pairs
 from satlake.products.ndvi import compute_ndvi
 from satlake.products.quicklook import render_quicklook
@@ -433,14 +434,14 @@ def gold_quicklooks(
         target = output_path(object_store, key, scratch)
         report = render_quicklook(sources, target, QUICKLOOK_MAX_SIZE, source_nodata=checks.source_nodata(meta))
         uri, size, sha256 = publish(object_store, target, key)
+        preview = markdown_image(f"quicklook of {scene_id}", data_uri("image/png", thumbnail_png(target)))
     row = {"scene_id": scene_id, "object_key": key, "uri": uri, "size_bytes": size, "sha256": sha256,
            "kind": kind, "width": report.width, "height": report.height}  # fmt: skip
     version = replace_rows(
         lakehouse, GOLD_QUICKLOOKS, pa.Table.from_pylist([row], schema=GOLD_QUICKLOOKS_SCHEMA), "scene_id", scene_id
     )
-    return dg.MaterializeResult(
-        metadata={"uri": uri, "kind": kind, "size": f"{report.width}x{report.height}", "delta_version": version}
-    )
+    metadata = {"uri": uri, "kind": kind, "size": f"{report.width}x{report.height}", "delta_version": version}
+    return dg.MaterializeResult(metadata={**metadata, "quicklook": dg.MetadataValue.md(preview)})
 
 
 # --- catalog/items ------------------------------------------------------------------------------------------
@@ -586,7 +587,7 @@ def gold_forest_change(
     acquisitions = checks.tile_acquisitions(catalog, tile)
     pair = next((p for p in select_clear_pairs(acquisitions, CLEAR_SCENE_MAX_CLOUD_PCT) if p[1][2] == scene_id), None)
     rows: list[dict] = []
-    before_id = None
+    before_id = change_map = None
     note = "no earlier clear acquisition of this tile, or this scene is not clear"
     after_ndvi = read_scene_rows(lakehouse, GOLD_NDVI, scene_id)
     if pair is not None and after_ndvi.num_rows:
@@ -611,6 +612,10 @@ def gold_forest_change(
                 before_date=before_meta.acquired_at.date() if before_meta.acquired_at else None,
                 after_date=meta.acquired_at.date() if meta.acquired_at else None,
             )
+            change_map = markdown_image(
+                f"NDVI change {before_id} -> {scene_id} (loss red, gain green)",
+                data_uri("image/png", change_map_png(before_path, after_path)),
+            )
         rows = [
             {"scene_id": scene_id, "before_scene_id": before_id, "collection": meta.collection, "tile": tile,
              "polygon_index": index, "before_date": p.before_date, "after_date": p.after_date, "area_ha": p.area_ha,
@@ -622,8 +627,10 @@ def gold_forest_change(
     table = pa.Table.from_pylist(rows, schema=GOLD_FOREST_CHANGE_SCHEMA)
     version = replace_rows(lakehouse, GOLD_FOREST_CHANGE, table, "scene_id", scene_id)
     context.log.info(f"scene {scene_id}: {note}")
+    maps = {"ndvi_change_map": dg.MetadataValue.md(change_map)} if change_map else {}
     return dg.MaterializeResult(
         metadata={
+            **maps,
             "before_scene": before_id or "none",
             "polygons": len(rows),
             "loss_ha": round(sum(r["area_ha"] for r in rows), 3),

@@ -11,6 +11,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from satlake.ops.plots import CHART_COLUMNS, telemetry_chart_markdown
 from satlake.partitions import DAILY_PARTITIONS, partition_dates
 from satlake.resources.event_log import EventLog
 from satlake.resources.lakehouse import Lakehouse
@@ -159,13 +160,15 @@ def bronze_telemetry(
             f"raw events -> {partition.rows.num_rows} bronze rows, {partition.rejects.num_rows} rejects "
             f"{partition.reject_counts}"
         )
+    charts = _charts(lakehouse, update)
     common = {"window": update.window, "mode": update.mode, "raw_version": update.raw_version,
               "limits_version": limits.version, "limits_file": limits.source}  # fmt: skip
     yield dg.MaterializeResult(
         asset_key=BRONZE_KEY,
         metadata={"dagster/row_count": partition.rows.num_rows, "raw_events": update.raw.num_rows,
                   "alarms": dg.MetadataValue.json(alarm_counts(partition.rows)),
-                  "delta_version": update.bronze_version if update.bronze_version is not None else -1, **common},
+                  "delta_version": update.bronze_version if update.bronze_version is not None else -1, **common,
+                  **{name: dg.MetadataValue.md(chart) for name, chart in charts.items()}},
     )  # fmt: skip
     yield dg.MaterializeResult(
         asset_key=REJECTS_KEY,
@@ -194,6 +197,14 @@ def alarm_counts(rows: pa.Table) -> dict[str, int]:
     """Readings by their worst alarm severity (readings within limits are not counted)."""
     counts = pc.value_counts(rows.column("alarm_severity").drop_null()).to_pylist() if rows.num_rows else []
     return dict(sorted((c["values"], c["counts"]) for c in counts))
+
+
+def _charts(lakehouse: Lakehouse, update: BronzeUpdate) -> dict[str, str]:
+    """Telemetry charts (temperature, battery, altitude, limit alarms marked) per satellite per day of the
+    window, read back from the stored rows: what the asset page shows a person for the days this run judged."""
+    window = [("event_date", ">=", update.first), ("event_date", "<=", update.last)]
+    stored = lakehouse.read(BRONZE_TELEMETRY, filters=window, columns=CHART_COLUMNS)
+    return telemetry_chart_markdown(stored) if stored is not None else {}
 
 
 def _read_back(lakehouse: Lakehouse, update: BronzeUpdate) -> tuple[pa.Table, pa.Table, pa.Table]:
