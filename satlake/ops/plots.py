@@ -28,7 +28,7 @@ CHART_MEASURES: tuple[tuple[str, str, str, str], ...] = (
     ("altitude_km", "altitude", "km", "#2b8a3e"),
 )
 ANOMALY_COLOR = "#e03131"
-CHART_WIDTH = 720
+CHART_WIDTH = 640  # two charts side by side on a 1400 px page
 PANEL_HEIGHT = 110
 MAX_CHART_DAYS = 3  # days of charts one bronze run attaches (the newest of its window)
 MAX_CHART_POINTS = 240  # per line: a day of 1 Hz readings is drawn from at most this many points
