@@ -18,4 +18,7 @@ bash bench/peers/install_gdal.sh || echo "warning: gdal_translate not installed;
 bash infra/install_map_assets.sh
 # Debian's chromium, for the tests that open the UI's pages in a real browser (they skip, saying so, without it).
 bash infra/install_chromium.sh || echo "warning: chromium not installed; the browser tests will skip"
+# The Compose Specification's own loader (compose-go, built from the Go module proxy), so the docker-compose.yml
+# tests run `config` on the file without Docker.
+bash infra/install_compose_checker.sh
 python3 -m pytest --durations=30 "$@"

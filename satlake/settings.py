@@ -78,7 +78,7 @@ class Settings:
     # Alertmanager sends firing alerts (a webhook URL; None keeps them in Alertmanager's UI only).
     metrics_port: int = 9108
     prometheus_port: int = 9090
-    alertmanager_port: int = 9093
+    alertmanager_port: int = 9095  # 9093 is the Kafka controller's (the broker port + 1)
     alert_webhook_url: str | None = None
     stack_dir: Path | None = None
     secrets_path: Path | None = None
@@ -180,7 +180,7 @@ class Settings:
             postgres_database=merged.get("SATLAKE_POSTGRES_DB", "satlake"),
             metrics_port=integer("SATLAKE_METRICS_PORT", 9108),
             prometheus_port=integer("SATLAKE_PROMETHEUS_PORT", 9090),
-            alertmanager_port=integer("SATLAKE_ALERTMANAGER_PORT", 9093),
+            alertmanager_port=integer("SATLAKE_ALERTMANAGER_PORT", 9095),
             alert_webhook_url=merged.get("SATLAKE_ALERT_WEBHOOK_URL") or None,
             stack_dir=Path(stack_dir).expanduser().resolve() if stack_dir else None,
             secrets_path=secrets_path.expanduser().resolve(),

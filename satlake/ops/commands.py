@@ -53,3 +53,7 @@ def add_ops_commands(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--seconds", type=float, default=None, help="stop after this many seconds (default: never)")
     serve.add_argument("--stack", action="store_true", help="read the stack-mode lakehouse and Kafka")
     serve.set_defaults(func=cmd_metrics_serve)
+
+    from satlake.ops.report_commands import add_report_commands
+
+    add_report_commands(subparsers)

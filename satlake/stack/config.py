@@ -87,7 +87,7 @@ class StackConfig:
     # Operations: Prometheus scrapes the exporter (`satlake metrics serve`) and alerts through Alertmanager.
     monitoring_host: str = "127.0.0.1"
     prometheus_port: int = 9090
-    alertmanager_port: int = 9093
+    alertmanager_port: int = 9095  # 9093 is the Kafka controller's (the broker port + 1)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
     monitoring_interval: str = "15s"  # scrape, rule evaluation and alert grouping wait

@@ -96,6 +96,9 @@ def prometheus_config(config: StackConfig) -> dict[str, object]:
         "scrape_configs": [
             {
                 "job_name": EXPORTER_JOB,
+                # The exporter's own `job` label (satlake_runs_total{job=...}) is Dagster's job; without this
+                # Prometheus renames it exported_job and run panels and alerts lose it.
+                "honor_labels": True,
                 "static_configs": [{"targets": [f"{config.metrics_host}:{config.metrics_port}"]}],
             }
         ],
