@@ -197,10 +197,11 @@ def items_listed(browser: Browser) -> list[dict[str, str]]:
     )
 
 
-def catalogued(service: Service) -> dict[str, dict[str, Any]]:
+def catalogued(service: Service, key: str | None = None) -> dict[str, dict[str, Any]]:
     """Every item of the service, from its own STAC search (what the page should show)."""
+    headers = {"content-type": "application/json", **({"X-API-Key": key} if key else {})}
     request = urllib.request.Request(f"{service.url}/search", data=json.dumps({"limit": 1000}).encode(),
-                                     headers={"content-type": "application/json"})  # fmt: skip
+                                     headers=headers)  # fmt: skip
     with urllib.request.urlopen(request, timeout=60) as response:
         return {item["id"]: item for item in json.loads(response.read())["features"]}
 
@@ -216,7 +217,8 @@ def wait_ready(browser: Browser, condition: Callable[[], bool] | None = None) ->
 
 def test_the_page_lists_every_item_and_draws_only_the_earth_footprints(service: Service, browser: Browser) -> None:
     items = catalogued(service)
-    assert MARS in items and SELECTED in items and len(items) == 10
+    # 10 with the real Landsat scene the demo lands when ../shared/data/landsat8 is beside the checkout, else 9.
+    assert MARS in items and SELECTED in items and len(items) >= 9
     browser.navigate(f"{service.url}/map")
     wait_ready(browser)
 
@@ -229,7 +231,7 @@ def test_the_page_lists_every_item_and_draws_only_the_earth_footprints(service: 
     assert count(browser, "path.footprint") == len(items) - 1
     browser.wait_for("document.body.dataset.basemap === 'drawn'", what="the basemap")
     assert count(browser, ".leaflet-basemap-pane canvas") == 1
-    assert "9 drawn on the map" in browser.evaluate("document.getElementById('status').textContent")
+    assert f"{len(items) - 1} drawn on the map" in browser.evaluate("document.getElementById('status').textContent")
     browser.screenshot(SCREENSHOTS / "map-search.png")
     assert (SCREENSHOTS / "map-search.png").stat().st_size > 20_000
 
@@ -240,7 +242,7 @@ def test_the_page_follows_the_next_links_of_the_search(service: Service, browser
     wait_ready(browser)
     assert sorted(entry["id"] for entry in items_listed(browser)) == sorted(catalogued(service))
     searches = [url for url in browser.requests[before:] if urlparse(url).path == "/search"]
-    assert len(searches) == 4  # 10 items, 3 a page
+    assert len(searches) == -(-len(catalogued(service)) // 3)  # 3 items a page
 
 
 def test_the_cloud_filter_re_runs_the_search(service: Service, browser: Browser) -> None:
@@ -381,7 +383,8 @@ def test_with_a_role_key_the_page_searches_and_tiles_a_closed_service(keyed_serv
         f"document.getElementById('api-key').value = {json.dumps(SCIENCE_KEY)};"
         "document.getElementById('search-button').click()"
     )
-    wait_ready(browser, lambda: len(items_listed(browser)) == 10)
+    total = len(catalogued(keyed_service, key=SCIENCE_KEY))
+    wait_ready(browser, lambda: len(items_listed(browser)) == total)
     browser.evaluate(f"document.querySelector('#items li[data-item-id={json.dumps(SELECTED)}]').click()")
     # Tiles fetched with the key's header and shown from blob: URLs (an <img> cannot send a header).
     browser.wait_for(TILES_LOADED, timeout=90,

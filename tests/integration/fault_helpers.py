@@ -79,6 +79,7 @@ def process_environment(settings: Settings) -> dict[str, str]:
             "SATLAKE_LANDING_BUCKET": settings.landing_bucket,
             "SATLAKE_TRINO_HOST": settings.trino_host,
             "SATLAKE_TRINO_PORT": str(settings.trino_port),
+            "SATLAKE_POSTGRES_PORT": str(settings.postgres_port),
             "SATLAKE_TELEMETRY_TOPIC": settings.telemetry_topic,
         }
     )

@@ -22,6 +22,7 @@ def test_every_published_event_becomes_visible_in_trino(
         "SATLAKE_S3_ENDPOINT": stack.s3_endpoint,
         "SATLAKE_TRINO_HOST": stack.trino_host,
         "SATLAKE_TRINO_PORT": str(stack.trino_port),
+        "SATLAKE_POSTGRES_PORT": str(stack.postgres_port),
     }.items():
         monkeypatch.setenv(name, value)
     out = visibility.main(

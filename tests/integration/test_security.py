@@ -23,7 +23,7 @@ from minio.error import MinioAdminException
 
 from satlake.resources import s3_storage_options
 from satlake.resources.trino import TrinoLake, TrinoLakeError
-from satlake.settings import Settings
+from satlake.settings import Settings, read_secrets_file
 from satlake.stack.access import ADMIN, OPS, ROLES, SCIENCE, TELEMETRY_SCHEMAS
 from satlake.stack.config import StackConfig
 from satlake.stack.credentials import (
@@ -489,6 +489,7 @@ def satlake_environment(stack: Settings, credentials: StackCredentials, **overri
         "SATLAKE_S3_ENDPOINT": stack.s3_endpoint,
         "SATLAKE_TRINO_HOST": stack.trino_host,
         "SATLAKE_TRINO_PORT": str(stack.trino_port),
+        "SATLAKE_POSTGRES_PORT": str(stack.postgres_port),
         "SATLAKE_S3_ACCESS_KEY": credentials.pipeline.access_key,
         "SATLAKE_S3_SECRET_KEY": credentials.pipeline.secret_key,
         **({"SATLAKE_STACK_DIR": str(stack.stack_dir)} if stack.stack_dir else {}),
@@ -550,7 +551,7 @@ def test_no_credential_reaches_any_output_or_log(
     }
     exits = {name: completed.returncode for name, completed in runs.items()}
     assert exits == {**dict.fromkeys(runs, 0), "failing query": 2, "wrong secret": 2}, runs
-    assert runs["stack up"].stdout.count("already running") == 3
+    assert runs["stack up"].stdout.count("already running") == 4  # Kafka, MinIO, Trino, PostgreSQL
     assert runs["query trino"].stdout.split() == runs["query duckdb"].stdout.split() == ["n", "-", "2", "(1", "row)"]
     # dbt really read the Delta table on MinIO with the pipeline's key.
     assert re.search(r"^\| +2 \|$", runs["dbt show"].stdout, re.MULTILINE), runs["dbt show"].stdout[-2000:]
@@ -574,6 +575,7 @@ def test_no_credential_reaches_any_output_or_log(
         "Trino secret": credentials.trino.secret_key,
         "root password": credentials.root.secret_key,
         "a mistyped secret": wrong_secret,
+        "PostgreSQL password": read_secrets_file(stack.secrets_file)["SATLAKE_POSTGRES_PASSWORD"],
     }
     leaks = [
         f"{what} in {where}" for where, text in texts.items() for what, secret in secrets.items() if secret in text

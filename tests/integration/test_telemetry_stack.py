@@ -44,6 +44,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         "SATLAKE_S3_SECRET_KEY": settings.s3_secret_key or "",
         "SATLAKE_TRINO_HOST": settings.trino_host,
         "SATLAKE_TRINO_PORT": str(settings.trino_port),
+        "SATLAKE_POSTGRES_PORT": str(settings.postgres_port),
         "SATLAKE_TELEMETRY_TOPIC": settings.telemetry_topic,
     }
 
