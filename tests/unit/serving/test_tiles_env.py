@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,14 @@ def test_embedded_mode_reads_local_files_without_object_store_options(tmp_path: 
 
 
 def test_stack_mode_reaches_minio_path_style_over_plain_http(tmp_path: Path) -> None:
+    secret = secrets.token_urlsafe(16)  # made here: no tracked file holds a credential-shaped literal
     settings = Settings(
         mode=Mode.STACK,
         root=tmp_path,
         s3_endpoint="http://127.0.0.1:9100",
         s3_region="eu-central-1",
         s3_access_key="reader",
-        s3_secret_key="reader-secret",
+        s3_secret_key=secret,
     )
     options = gdal_environment(settings)
     assert options["AWS_HTTPS"] == "NO"
@@ -32,7 +34,7 @@ def test_stack_mode_reaches_minio_path_style_over_plain_http(tmp_path: Path) -> 
     credentials = options["session"].get_credential_options()
     assert credentials["AWS_S3_ENDPOINT"] == "127.0.0.1:9100"
     assert credentials["AWS_REGION"] == "eu-central-1"
-    assert (credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"]) == ("reader", "reader-secret")
+    assert (credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"]) == ("reader", secret)
     with rasterio.Env(**options) as env:  # rasterio takes the options as they are (no key outside a session)
         assert env.options["AWS_VIRTUAL_HOSTING"] == "FALSE"
 

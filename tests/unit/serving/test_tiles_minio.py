@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import secrets
 import sys
 import warnings
 from collections.abc import Iterator
@@ -101,7 +102,8 @@ def test_an_unreadable_object_is_a_json_error_that_says_what_to_check(
         # An object GDAL has not read yet (it caches what it read, whatever the keys of a later request).
         local = fixtures.write_tile_cog(tmp_path / "fresh.tif", fixtures.known_pattern(7))
         href = lake.uri(lake.put_file(local, f"cogs/tiles-test/fresh-{tmp_path.name}.tif").key)
-        settings = minio_settings.with_overrides(s3_secret_key="not-the-secret")
+        wrong_secret = secrets.token_urlsafe(16)
+        settings = minio_settings.with_overrides(s3_secret_key=wrong_secret)
     app = fixtures.tiles_app(_item_with_red_at(s3_items, href), settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get(f"/collections/{COLLECTION}/items/pattern/{TILE_PATH}.png", params={"assets": "red"})
@@ -109,4 +111,4 @@ def test_an_unreadable_object_is_a_json_error_that_says_what_to_check(
     body = response.json()
     assert body["code"] == "AssetUnreadable"
     assert "SATLAKE_S3_" in body["detail"]
-    assert "not-the-secret" not in body["detail"]
+    assert settings.s3_secret_key not in body["detail"]
