@@ -84,6 +84,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import threading
 
     from satlake.resources import build_resources
+    from satlake.resources.run_metrics import RunMetrics
     from satlake.telemetry.ingest import IngestBatch, ingest_continuously, ingest_until_caught_up
 
     settings = _settings(args)
@@ -93,8 +94,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise CliError(f"topic {topic!r} does not exist yet: publish to it first (`satlake produce telemetry`)")
 
     report = report_for(args)
+    metrics = RunMetrics.for_settings(settings, "ingest")  # latencies for the exporter (satlake metrics serve)
 
     def show(batch: IngestBatch) -> None:
+        metrics.batch_committed(batch)
         report.line(
             f"committed {batch.events:,} events, offsets {batch.end_offsets}, days "
             f"{', '.join(d.isoformat() for d in batch.event_dates)} (delta v{batch.delta_version})"
@@ -122,6 +125,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ingested = ingest_continuously(
             resources.event_log, resources.lakehouse, topic, stop.is_set, args.batch_size, progress=show
         )
+    metrics.push()
     rate = ingested.events / ingested.seconds if ingested.seconds else 0.0
     report.line(f"ingested {ingested.events:,} events in {len(ingested.batches)} commits ({rate:,.0f}/s)")
     resources.event_log.close()

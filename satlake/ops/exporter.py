@@ -15,8 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 from satlake.ops import names
 from satlake.ops.dagster_metrics import DagsterCollector
 from satlake.ops.lakehouse_metrics import LakehouseCollector
-from satlake.ops.pushed import PushedMetricsCollector, pushed_metrics_dir
+from satlake.ops.pushed import PushedMetricsCollector
 from satlake.resources import build_resources
+from satlake.resources.run_metrics import pushed_metrics_dir
 from satlake.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+# Histograms pushed by ingestion runs (defined where they are written, below the domains that push them).
+from satlake.resources.run_metrics import DELTA_COMMIT_SECONDS, INGEST_BATCH_SECONDS
+
 EVENTS_CONSUMED = "satlake_events_consumed"  # counter (exposed with _total)
 EVENTS_REJECTED = "satlake_events_rejected"  # counter
 CONSUMER_LAG = "satlake_consumer_lag"  # gauge {topic, partition}
-INGEST_BATCH_SECONDS = "satlake_ingest_batch_seconds"  # histogram, pushed by ingestion runs
-DELTA_COMMIT_SECONDS = "satlake_delta_commit_seconds"  # histogram, pushed by ingestion runs
 BYTES_WRITTEN = "satlake_bytes_written"  # counter {table}
 SCENES = "satlake_scenes"  # counter {outcome}
 RUN_DURATION_SECONDS = "satlake_run_duration_seconds"  # histogram {job}
@@ -19,8 +20,6 @@ SCRAPE_ERRORS = "satlake_exporter_scrape_errors"  # counter
 SCENE_OUTCOMES = ("landed", "converted", "quarantined")
 # Run durations span a one-second sensor tick to a backfill of hours.
 RUN_DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
-# A batch of telemetry takes tens of milliseconds to commit and a few seconds to read and decode.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 COUNTERS = frozenset({EVENTS_CONSUMED, EVENTS_REJECTED, BYTES_WRITTEN, SCENES, RUNS, CHECK_FAILURES, SCRAPE_ERRORS})
 HISTOGRAMS = frozenset({INGEST_BATCH_SECONDS, DELTA_COMMIT_SECONDS, RUN_DURATION_SECONDS})

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from satlake.ops.plots import CHART_COLUMNS, change_map_png, data_uri, telemetry_charts, thumbnail_png
+from satlake.reporting.plots import CHART_COLUMNS, change_map_png, data_uri, telemetry_charts, thumbnail_png
 from satlake.resources.lakehouse import Lakehouse
 from satlake.resources.object_store import ObjectStore
 from satlake.scenes.tables import CATALOG_ITEMS, GOLD_FOREST_CHANGE, GOLD_NDVI, GOLD_QUICKLOOKS

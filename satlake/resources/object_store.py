@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from satlake.scenes.grouping import validate_object_key
+from satlake.resources.object_keys import validate_object_key
 from satlake.settings import Mode, Settings
 
 HASH_CHUNK_BYTES = 1 << 20

@@ -30,10 +30,10 @@ from satlake.catalog.items import (
 from satlake.catalog.static import write_static_catalog
 from satlake.catalog.table import catalog_rows
 from satlake.catalog.validation import validate_stac_object
-from satlake.ops.plots import change_map_png, data_uri, markdown_image, thumbnail_png
 from satlake.products.forest_change import bright_cloud_mask, detect_forest_loss, select_clear_pairs
 from satlake.products.ndvi import compute_ndvi
 from satlake.products.quicklook import render_quicklook
+from satlake.reporting.plots import change_map_png, data_uri, markdown_image, thumbnail_png
 from satlake.resources.lakehouse import Lakehouse
 from satlake.resources.object_store import ObjectStore
 from satlake.scenes import checks

@@ -56,7 +56,7 @@ def put_files(settings: Settings, paths: list[Path], prefix: str = "", say: Any 
 
 
 def cmd_put(args: argparse.Namespace) -> int:
-    from satlake.scenes.grouping import UnsafeObjectKeyError
+    from satlake.resources.object_keys import UnsafeObjectKeyError
 
     paths = [Path(p) for p in args.files]
     try:

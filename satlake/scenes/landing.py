@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from satlake.resources.event_log import EventLog, LogRecord, OutgoingRecord
+from satlake.resources.object_keys import validate_object_key
 from satlake.resources.object_store import ObjectStore, StoredObject
-from satlake.scenes.grouping import validate_object_key
 
 OBJECT_CREATED_PUT = "s3:ObjectCreated:Put"
 OBJECT_EVENTS_PARTITIONS = 1  # one partition keeps announcements in upload order; volumes are small

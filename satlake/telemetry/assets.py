@@ -11,10 +11,11 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from satlake.ops.plots import CHART_COLUMNS, telemetry_chart_markdown
 from satlake.partitions import DAILY_PARTITIONS, partition_dates
+from satlake.reporting.plots import CHART_COLUMNS, telemetry_chart_markdown
 from satlake.resources.event_log import EventLog
 from satlake.resources.lakehouse import Lakehouse
+from satlake.resources.run_metrics import RunMetrics
 from satlake.settings import Settings
 from satlake.telemetry import checks
 from satlake.telemetry.bronze_update import INCREMENTAL, REBUILD, BronzeUpdate, update_bronze
@@ -53,7 +54,10 @@ def raw_telemetry_events(
     event_log: dg.ResourceParam[EventLog],
     lakehouse: dg.ResourceParam[Lakehouse],
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    metrics = RunMetrics.for_settings(settings, "raw_telemetry_events")  # served by `satlake metrics serve`
+
     def log_batch(batch: IngestBatch) -> None:
+        metrics.batch_committed(batch)
         context.log.info(
             f"batch {batch.batch_id}: {batch.events} events, offsets {batch.start_offsets} -> "
             f"{batch.end_offsets}, days {[d.isoformat() for d in batch.event_dates]}, delta v{batch.delta_version}"
@@ -62,6 +66,7 @@ def raw_telemetry_events(
     report = ingest_until_caught_up(
         event_log, lakehouse, settings.telemetry_topic, batch_size=INGEST_BATCH_SIZE, progress=log_batch
     )
+    metrics.push()
     delta_table = lakehouse.open(RAW_TELEMETRY_EVENTS)
     yield dg.MaterializeResult(
         metadata={

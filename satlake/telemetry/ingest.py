@@ -138,6 +138,7 @@ class IngestBatch:
     end_offsets: dict[int, int]
     event_dates: list[date]
     delta_version: int
+    commit_seconds: float = 0.0  # the Delta commit alone (pushed as satlake_delta_commit_seconds)
 
 
 @dataclass
@@ -191,6 +192,7 @@ def commit_batch(writer: ExactlyOnceWriter, topic: str, batch: PreparedBatch) ->
 
     The commit is checked against the writer's snapshot: if another ingestion committed these offsets since,
     Delta rejects ours (CommitFailedError) and nothing is written twice."""
+    started = time.perf_counter()
     version = writer.append(
         batch.rows,
         # By the day the event belongs to, so building a bronze day reads exactly one raw partition.
@@ -205,6 +207,7 @@ def commit_batch(writer: ExactlyOnceWriter, topic: str, batch: PreparedBatch) ->
         end_offsets=batch.end_offsets,
         event_dates=sorted(pc.unique(batch.rows.column("event_date")).to_pylist()),
         delta_version=version,
+        commit_seconds=time.perf_counter() - started,
     )
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from satlake.ops.plots import CHART_MEASURES, CHART_WIDTH
 from satlake.ops.report import DEFAULT_REPORT_DAYS, newest_days
+from satlake.reporting.plots import CHART_MEASURES, CHART_WIDTH
 from satlake.resources.lakehouse import Lakehouse
 from satlake.scenes.tables import GOLD_FOREST_CHANGE, GOLD_QUICKLOOKS
 from satlake.telemetry.tables import BRONZE_TELEMETRY

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from satlake.catalog.search import SearchQuery, parse_bbox, parse_datetime_range
 from satlake.resources.event_log import LogRecord
-from satlake.scenes.grouping import UnsafeObjectKeyError, group_scene_files, scene_id_for_key, validate_object_key
+from satlake.resources.object_keys import UnsafeObjectKeyError, validate_object_key
+from satlake.scenes.grouping import group_scene_files, scene_id_for_key
 from satlake.scenes.mtl import MtlParseError, landsat_metadata_from_mtl, parse_mtl
 from satlake.telemetry.bronze import build_bronze_partition
 from satlake.telemetry.codec import TelemetryReading, encode_event

@@ -37,3 +37,12 @@ def test_the_shared_cli_layers_import_neither_the_cli_nor_a_domain() -> None:
 
 def test_the_root_cli_reaches_errors_and_the_report_through_the_shared_layers() -> None:
     assert set(SHARED_BELOW) <= imported_modules(PACKAGE / "cli.py")
+
+
+def test_resources_and_settings_import_no_domain() -> None:
+    # Dependencies point one way: commands -> domains -> resources -> settings (run metrics, pushed by telemetry
+    # and read by ops, therefore live in resources).
+    domains = {p.name for p in PACKAGE.iterdir() if (p / "commands.py").is_file()}
+    for path in [PACKAGE / "settings.py", *sorted((PACKAGE / "resources").glob("*.py"))]:
+        for module in imported_modules(path):
+            assert module.split(".")[1:2] not in ([d] for d in domains), (path, module)

@@ -180,7 +180,8 @@ def test_rerun_removes_rows_that_no_longer_qualify(rebuildable_warehouse: DbtWar
     # Bronze re-judged day 2 under limits with a lower altitude floor (as after a limits file change): the
     # 150 km reading is no alarm any more, and the rebuilt day drops its anomaly row and its critical status.
     looser = parse_limits(
-        DEFAULT_LIMITS_PATH.read_text().replace("critical: {min: 160, max: 2000}", "critical: {min: 100, max: 2000}")
+        DEFAULT_LIMITS_PATH.read_text()
+        .replace("critical: {min: 160, max: 2000}", "critical: {min: 100, max: 2000}")
         .replace("warning: {min: 300}", "warning: {min: 100}")
     )
     day_2_rows = [r for r in planted_bronze_rows(looser) if r["event_date"] == DAY_2]

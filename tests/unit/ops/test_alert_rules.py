@@ -124,7 +124,13 @@ def test_compose_prometheus_matches_the_native_one_and_passes_promtool(
 ) -> None:
     compose = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())
     native = StackConfig.from_settings(Settings.from_env({"SATLAKE_ROOT": str(tmp_path)}))
-    in_containers = replace(native, monitoring_host="alertmanager", metrics_host="satlake-metrics", metrics_port=9108)
+    in_containers = replace(
+        native,
+        monitoring_host="alertmanager",
+        alertmanager_port=9093,
+        metrics_host="satlake-metrics",
+        metrics_port=9108,
+    )
     expected = prometheus_config(in_containers)
     assert {key: compose[key] for key in ("global", "alerting", "scrape_configs")} == {
         key: expected[key] for key in ("global", "alerting", "scrape_configs")

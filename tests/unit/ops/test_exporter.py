@@ -11,9 +11,9 @@ import pytest
 
 from satlake.ops import names
 from satlake.ops.exporter import build_exporter
-from satlake.ops.pushed import RunMetrics, pushed_metrics_dir
 from satlake.resources import build_resources
 from satlake.resources.event_log import OutgoingRecord
+from satlake.resources.run_metrics import RunMetrics, pushed_metrics_dir
 from satlake.settings import Settings
 from satlake.telemetry.bronze_update import update_bronze
 from satlake.telemetry.codec import TelemetryReading, encode_event
@@ -162,6 +162,9 @@ def test_ingestion_pushes_one_observation_per_committed_batch(settings: Settings
     samples = scrape(build_exporter(settings, dg.DagsterInstance.ephemeral()))
     assert len(report.batches) > 1
     assert value(samples, "satlake_ingest_batch_seconds_count", source="ingest") == len(report.batches)
+    assert value(samples, "satlake_delta_commit_seconds_count", source="ingest") == len(report.batches)
+    commit_sum = value(samples, "satlake_delta_commit_seconds_sum", source="ingest")
+    assert 0 < commit_sum <= report.seconds  # each commit measured on its own, inside the run's time
 
 
 def test_a_source_that_fails_is_counted_and_hides_nothing_else(settings: Settings) -> None:

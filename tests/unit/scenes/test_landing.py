@@ -11,8 +11,8 @@ import pytest
 
 from satlake.resources.event_log import LogRecord
 from satlake.resources.local_event_log import LocalEventLog
+from satlake.resources.object_keys import UnsafeObjectKeyError
 from satlake.resources.object_store import LocalObjectStore
-from satlake.scenes.grouping import UnsafeObjectKeyError
 from satlake.scenes.landing import (
     OBJECT_CREATED_PUT,
     ObjectEventError,

@@ -1,4 +1,4 @@
-"""The pictures of satlake.ops.plots and the page of satlake.ops.report, from data built here: the telemetry
+"""The pictures of satlake.reporting.plots and the page of satlake.ops.report, from data built here: the telemetry
 chart's lines and anomaly marks, the quicklook thumbnail, the NDVI change map's colours, the report's figures."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pyarrow as pa
 from deltalake import write_deltalake
 from PIL import Image
 
-from satlake.ops import plots
 from satlake.ops.report import ChangeCard, ReportContent, SceneCard, collect_telemetry, render_report_html
+from satlake.reporting import plots
 from satlake.resources.lakehouse import Lakehouse
 from satlake.telemetry.tables import BRONZE_TELEMETRY
 from tests.unit.rasters import write_band
