@@ -125,7 +125,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ingested = ingest_continuously(
             resources.event_log, resources.lakehouse, topic, stop.is_set, args.batch_size, progress=show
         )
-    metrics.push()
+    if ingested.batches and args.workers <= 1:  # parallel workers report no batches here: keep the last file
+        metrics.push()
     rate = ingested.events / ingested.seconds if ingested.seconds else 0.0
     report.line(f"ingested {ingested.events:,} events in {len(ingested.batches)} commits ({rate:,.0f}/s)")
     resources.event_log.close()
@@ -204,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="produce demo telemetry, run every asset and check, print a report")
-    demo.add_argument("--stack", action="store_true", help="run on Kafka, MinIO and Trino (`satlake stack up`)")
+    demo.add_argument("--stack", action="store_true", help="run on the servers of `satlake stack up`")
     demo.set_defaults(func=cmd_demo, captures_output=True)
 
     produce = commands.add_parser("produce", help="publish synthetic or replayed data")
@@ -250,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--stack", action="store_true")
     ui.set_defaults(func=cmd_ui)
 
-    stack_cmd = commands.add_parser("stack", help="install, start, stop and check Kafka, MinIO and Trino")
+    stack_cmd = commands.add_parser("stack", help="install, start, stop and check the stack's servers")
     stack_cmd.add_argument("action", choices=["up", "down", "status"])
     stack_cmd.set_defaults(func=cmd_stack)
     return parser

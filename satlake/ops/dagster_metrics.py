@@ -1,9 +1,17 @@
-"""Metrics read from the Dagster instance on each scrape: runs per job and outcome, run durations, and the
-result of every asset check (the latest one as a gauge, all failures as a counter)."""
+"""Metrics read from the Dagster instance: runs per job and outcome, run durations, and the result of every
+asset check (the latest one as a gauge, all failures as a counter).
+
+Counters must never go down (Prometheus reads a drop as a restart and ``increase`` would report a burst of
+failures that never happened), so they are not recomputed from a window of recent history. The collector
+follows the event log instead: each scrape reads only the run-finished and check-evaluation events stored
+since the previous scrape (storage ids only grow), in pages, and adds them to totals it keeps. The first
+scrape after the exporter starts reads the whole history once, page by page.
+"""
 
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 
@@ -15,77 +23,116 @@ from prometheus_client.registry import Collector
 from satlake.ops import names
 
 ErrorCounter = Callable[[str, Exception], None]
-# Runs read per scrape, newest first: a scrape stays fast on an instance with a long history.
-RUN_HISTORY_LIMIT = 5000
-CHECK_HISTORY_LIMIT = 20000
-FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+# Events read per query: a long history is read in pages, never in one query.
+PAGE_SIZE = 1000
+RUN_FINISHED = {
+    DagsterEventType.RUN_SUCCESS: dg.DagsterRunStatus.SUCCESS,
+    DagsterEventType.RUN_FAILURE: dg.DagsterRunStatus.FAILURE,
+    DagsterEventType.RUN_CANCELED: dg.DagsterRunStatus.CANCELED,
+}
 
 
-def histogram_buckets(values: Sequence[float], bounds: Sequence[float]) -> list[tuple[str, float]]:
-    """Cumulative Prometheus buckets (``le`` label, count) of ``values``, ending with ``+Inf``."""
-    ordered = sorted(values)
-    buckets = [(repr(float(bound)), float(bisect.bisect_right(ordered, bound))) for bound in bounds]
-    return [*buckets, ("+Inf", float(len(ordered)))]
+class RunDurations:
+    """A histogram per job, added to one run at a time (bucket counts, sum)."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts: defaultdict[str, list[int]] = defaultdict(lambda: [0] * (len(self.bounds) + 1))
+        self.sums: Counter[str] = Counter()
+
+    def observe(self, job: str, seconds: float) -> None:
+        self.counts[job][bisect.bisect_left(self.bounds, seconds)] += 1
+        self.sums[job] += seconds
+
+    def buckets(self, job: str) -> list[tuple[str, float]]:
+        cumulative, total = [], 0
+        for bound, count in zip((*map(float, self.bounds), float("inf")), self.counts[job], strict=True):
+            total += count
+            cumulative.append(("+Inf" if bound == float("inf") else repr(bound), float(total)))
+        return cumulative
 
 
 class DagsterCollector(Collector):
-    """Run and asset-check metrics of one Dagster instance."""
+    """Run and asset-check metrics of one Dagster instance, kept up to date from its event log."""
 
     def __init__(self, instance: dg.DagsterInstance, on_error: ErrorCounter) -> None:
         self.instance = instance
         self.on_error = on_error
+        self._lock = threading.Lock()  # scrapes may overlap; each event is counted once
+        self._run_cursors: dict[DagsterEventType, int | None] = dict.fromkeys(RUN_FINISHED)
+        self._outcomes: Counter[tuple[str, str]] = Counter()
+        self._durations = RunDurations(names.RUN_DURATION_BUCKETS)
+        self._check_cursor: int | None = None
+        self._latest_check: dict[tuple[str, str], tuple[bool, str]] = {}  # passed, the check's severity
+        self._check_failures: Counter[tuple[str, str]] = Counter()
 
     def collect(self) -> Iterator[Metric]:
         for section in (self._runs, self._checks):
             try:
-                yield from section()
+                with self._lock:
+                    metrics = list(section())
             except Exception as error:  # a failing source must not hide the others' metrics
                 self.on_error(section.__name__.strip("_"), error)
+                continue
+            yield from metrics
+
+    def _new_events(self, event_type: DagsterEventType, after: int | None) -> Iterator[dg.EventLogRecord]:
+        """Events of ``event_type`` stored after the storage id ``after``, oldest first, page by page."""
+        while True:
+            page = self.instance.event_log_storage.get_event_records(
+                dg.EventRecordsFilter(event_type=event_type, after_cursor=after), limit=PAGE_SIZE, ascending=True
+            )
+            yield from page
+            if len(page) < PAGE_SIZE:
+                return
+            after = page[-1].storage_id
+
+    def _count_new_runs(self) -> None:
+        for event_type, status in RUN_FINISHED.items():
+            records = list(self._new_events(event_type, self._run_cursors[event_type]))
+            for start in range(0, len(records), PAGE_SIZE):
+                chunk = records[start : start + PAGE_SIZE]
+                runs = self.instance.get_run_records(
+                    filters=dg.RunsFilter(run_ids=[r.event_log_entry.run_id for r in chunk])
+                )
+                for run in runs:
+                    job = run.dagster_run.job_name
+                    self._outcomes[(job, status.value)] += 1
+                    if run.start_time is not None and run.end_time is not None:
+                        self._durations.observe(job, max(run.end_time - run.start_time, 0.0))
+                self._run_cursors[event_type] = chunk[-1].storage_id
 
     def _runs(self) -> Iterator[Metric]:
+        self._count_new_runs()
         runs = CounterMetricFamily(names.RUNS, "Dagster runs finished, per job and status", labels=["job", "status"])
+        for (job, status), count in sorted(self._outcomes.items()):
+            runs.add_metric([job, status], float(count))
         durations = HistogramMetricFamily(
             names.RUN_DURATION_SECONDS, "Wall time of finished Dagster runs, per job", labels=["job"]
         )
-        outcomes: Counter[tuple[str, str]] = Counter()
-        seconds: defaultdict[str, list[float]] = defaultdict(list)
-        records = self.instance.get_run_records(filters=dg.RunsFilter(statuses=list(FINISHED)), limit=RUN_HISTORY_LIMIT)
-        for record in records:
-            job = record.dagster_run.job_name
-            outcomes[(job, record.dagster_run.status.value)] += 1
-            if record.start_time is not None and record.end_time is not None:
-                seconds[job].append(max(record.end_time - record.start_time, 0.0))
-        for (job, status), count in sorted(outcomes.items()):
-            runs.add_metric([job, status], float(count))
-        for job, values in sorted(seconds.items()):
-            durations.add_metric([job], histogram_buckets(values, names.RUN_DURATION_BUCKETS), sum(values))
+        for job in sorted(self._durations.counts):
+            durations.add_metric([job], self._durations.buckets(job), self._durations.sums[job])
         yield from (runs, durations)
 
     def _checks(self) -> Iterator[Metric]:
-        passed = GaugeMetricFamily(
-            names.CHECK_PASSED,
-            "1 when the latest evaluation of an asset check passed, else 0",
-            labels=["asset", "check"],
-        )
-        failures = CounterMetricFamily(
-            names.CHECK_FAILURES, "Failed evaluations of each asset check", labels=["asset", "check"]
-        )
-        latest: dict[tuple[str, str], bool] = {}
-        failed: Counter[tuple[str, str]] = Counter()
-        records = self.instance.event_log_storage.get_event_records(
-            dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION),
-            limit=CHECK_HISTORY_LIMIT,
-            ascending=True,
-        )
-        for record in records:
+        for record in self._new_events(DagsterEventType.ASSET_CHECK_EVALUATION, self._check_cursor):
+            self._check_cursor = record.storage_id
             event = record.event_log_entry.dagster_event
             if event is None:
                 continue
             evaluation = event.event_specific_data
             key = (evaluation.asset_key.to_user_string(), evaluation.check_name)
-            latest[key] = bool(evaluation.passed)
-            failed[key] += 0 if evaluation.passed else 1
-        for key, ok in sorted(latest.items()):
-            passed.add_metric(list(key), 1.0 if ok else 0.0)
-            failures.add_metric(list(key), float(failed[key]))
+            self._latest_check[key] = (bool(evaluation.passed), evaluation.severity.value)
+            self._check_failures[key] += 0 if evaluation.passed else 1
+        passed = GaugeMetricFamily(
+            names.CHECK_PASSED,
+            "1 when the latest evaluation of an asset check passed, else 0 (check_severity: ERROR or WARN)",
+            labels=["asset", "check", "check_severity"],
+        )
+        failures = CounterMetricFamily(
+            names.CHECK_FAILURES, "Failed evaluations of each asset check", labels=["asset", "check", "check_severity"]
+        )
+        for key, (ok, severity) in sorted(self._latest_check.items()):
+            passed.add_metric([*key, severity], 1.0 if ok else 0.0)
+            failures.add_metric([*key, severity], float(self._check_failures[key]))
         yield from (passed, failures)

@@ -22,24 +22,10 @@ EXPECTED_DASHBOARDS = {"ingestion", "lakehouse", "scenes", "quality"}
 GRID_COLUMNS = 24
 PANEL_TYPES = {"timeseries", "stat", "gauge", "bargauge", "table"}
 
-COUNTERS = {
-    names.EVENTS_CONSUMED,
-    names.EVENTS_REJECTED,
-    names.BYTES_WRITTEN,
-    names.SCENES,
-    names.RUNS,
-    names.CHECK_FAILURES,
-    names.SCRAPE_ERRORS,
-}
-HISTOGRAMS = {names.INGEST_BATCH_SECONDS, names.DELTA_COMMIT_SECONDS, names.RUN_DURATION_SECONDS}
-GAUGES = {names.CONSUMER_LAG, names.CHECK_PASSED, names.PARTITION_AGE_SECONDS}
-# The series each metric family is exposed as, in the text format Prometheus scrapes.
-SERIES_OF_FAMILY = {
-    **{counter: {f"{counter}_total"} for counter in COUNTERS},
-    **{histogram: {f"{histogram}_{suffix}" for suffix in ("bucket", "sum", "count")} for histogram in HISTOGRAMS},
-    **{gauge: {gauge} for gauge in GAUGES},
-}
-SERIES_NAMES = set().union(*SERIES_OF_FAMILY.values())
+# The series each metric family is exposed as, in the text format Prometheus scrapes (the exporter's own
+# exposition is checked against the same names in test_exporter.py).
+SERIES_OF_FAMILY = {family: names.exposed_series(family) for family in names.COUNTERS | names.HISTOGRAMS | names.GAUGES}
+SERIES_NAMES = names.all_exposed_series()
 
 # Grafana's interval variables, replaced by a literal duration to parse a query outside Grafana.
 GRAFANA_INTERVALS = re.compile(r"\$__(rate_interval|interval|range)\b")

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from satlake.ops import names
+from satlake.ops import dagster_metrics, names
 from satlake.ops.exporter import build_exporter
 from satlake.resources import build_resources
 from satlake.resources.event_log import OutgoingRecord
@@ -22,6 +22,9 @@ from satlake.telemetry.tables import BRONZE_TELEMETRY, BRONZE_TELEMETRY_REJECTS
 from tests.unit.ops.metrics_helpers import labels_of, scrape, value
 
 TOPIC = "satlake.telemetry"
+# The labels of the two checks below (both of the default severity, ERROR).
+PRESENT = {"asset": "tiny_table", "check": "rows_present", "check_severity": "ERROR"}
+RECONCILE = {"asset": "tiny_table", "check": "rows_reconcile", "check_severity": "ERROR"}
 GOOD_EVENTS = 40
 BAD_PAYLOADS = [b"not a flatbuffer", b"\x00\x01", b"garbage garbage garbage"]
 
@@ -131,10 +134,10 @@ def test_runs_and_checks_come_from_the_dagster_instance(settings: Settings) -> N
     assert value(samples, "satlake_runs_total", job="broken_job", status="FAILURE") == 1
     assert value(samples, "satlake_run_duration_seconds_count", job="__ephemeral_asset_job__") == 2
     assert value(samples, "satlake_run_duration_seconds_bucket", job="broken_job", le="+Inf") == 1
-    assert value(samples, "satlake_check_passed", asset="tiny_table", check="rows_present") == 1
-    assert value(samples, "satlake_check_passed", asset="tiny_table", check="rows_reconcile") == 0
-    assert value(samples, "satlake_check_failures_total", asset="tiny_table", check="rows_reconcile") == 2
-    assert value(samples, "satlake_check_failures_total", asset="tiny_table", check="rows_present") == 0
+    assert value(samples, "satlake_check_passed", **PRESENT) == 1
+    assert value(samples, "satlake_check_passed", **RECONCILE) == 0
+    assert value(samples, "satlake_check_failures_total", **RECONCILE) == 2
+    assert value(samples, "satlake_check_failures_total", **PRESENT) == 0
 
 
 def test_pushed_run_metrics_are_served_with_their_source(settings: Settings) -> None:
@@ -176,3 +179,34 @@ def test_a_source_that_fails_is_counted_and_hides_nothing_else(settings: Setting
     assert value(samples, "satlake_exporter_scrape_errors_total") == 1
     assert value(samples, "satlake_scenes_total", outcome="quarantined") == 0
     assert value(samples, "satlake_ingest_batch_seconds_count", source="ingest") == 0
+
+
+def test_run_and_check_counters_only_grow_and_read_each_event_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of two events: a history longer than a page is read in full, and later scrapes add only what is new.
+    monkeypatch.setattr(dagster_metrics, "PAGE_SIZE", 2)
+    instance = dg.DagsterInstance.ephemeral()
+    exporter = build_exporter(settings, instance)
+    for _ in range(3):
+        dg.materialize([tiny_table, rows_present, rows_reconcile], instance=instance, raise_on_error=False)
+    first = scrape(exporter)
+    assert value(first, "satlake_runs_total", job="__ephemeral_asset_job__", status="SUCCESS") == 3
+    assert value(first, "satlake_check_failures_total", **RECONCILE) == 3
+    assert without_created(scrape(exporter)) == without_created(first)  # nothing new: nothing counted twice
+
+    for _ in range(2):
+        broken_job.execute_in_process(instance=instance, raise_on_error=False)
+    dg.materialize([tiny_table, rows_present, rows_reconcile], instance=instance, raise_on_error=False)
+    later = scrape(exporter)
+    assert value(later, "satlake_runs_total", job="__ephemeral_asset_job__", status="SUCCESS") == 4
+    assert value(later, "satlake_runs_total", job="broken_job", status="FAILURE") == 2
+    assert value(later, "satlake_run_duration_seconds_count", job="__ephemeral_asset_job__") == 4
+    assert value(later, "satlake_check_failures_total", **RECONCILE) == 4
+    # A new exporter on the same instance reads the whole history again and agrees.
+    assert without_created(scrape(build_exporter(settings, instance))) == without_created(later)
+
+
+def without_created(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> dict[object, float]:
+    """The samples but the ``_created`` timestamps (when each exporter started counting)."""
+    return {key: sample for key, sample in samples.items() if not key[0].endswith("_created")}
