@@ -175,6 +175,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
             stack.stack_down(settings)
     except stack.StackError as error:
         raise CliError(str(error)) from error
+    # Read again: `up` may have just generated credentials into the secrets file (the status logs in with them).
+    settings = Settings.from_env({**os.environ, "SATLAKE_MODE": Mode.STACK.value})
     statuses = stack.stack_status(settings)
     report_for(args).table(
         ["server", "state", "port", "detail"],

@@ -114,7 +114,8 @@ def run_scene_demo(
     if rejects is not None and rejects.num_rows:
         report.heading(f"quarantined ({rejects.num_rows}):")
         for row in rejects.to_pylist()[-5:]:
-            say(f"  {row['scene_id']}: {row['reason'][:150]}")
+            reason = row["reason"] if len(row["reason"]) <= 150 else row["reason"][:149] + "…"
+            say(f"  {row['scene_id']}: {reason}")
 
     results = _scene_check_results(instance, [o.run_id for o in outcomes])
     failed = report.checks("scene checks", results) if results else []
