@@ -18,6 +18,15 @@ def sensor_default_status(settings: Settings) -> dg.DefaultSensorStatus:
 # Read once, when the domains' sensors are defined (as the definitions are, from the environment).
 SENSOR_DEFAULT_STATUS = sensor_default_status(Settings.from_env())
 
+# A scene's follower (a copy, an alert) is made when it is missing (also for the scenes catalogued before the
+# follower existed, which `eager()` would skip) and again whenever its upstream partition is rebuilt.
+FOLLOW_UPSTREAM_SCENES = (
+    (dg.AutomationCondition.missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("follow upstream scenes")
+
 
 def automation_condition_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from satlake.acquisition.definitions import acquisition_definitions
 from satlake.automation import automation_condition_sensor
 from satlake.resources import build_resources
 from satlake.scenes.definitions import scene_definitions
@@ -32,7 +33,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         resources={**resources.as_dagster_resources(), "dbt": build_dbt_resource(settings)},
     )
     automation = dg.Definitions(sensors=[automation_condition_sensor(settings)])
-    return dg.Definitions.merge(telemetry, scene_definitions(settings), serving_definitions(settings), automation)
+    return dg.Definitions.merge(
+        telemetry, scene_definitions(settings), acquisition_definitions(), serving_definitions(settings), automation
+    )
 
 
 defs = build_definitions()

@@ -115,9 +115,13 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
         outcomes += report.track_runs("backfill runs", partial(backfill_days, defs, instance, window.days))
 
     report.heading("scenes:")
+    from satlake.acquisition.demo import DEMO_TILE_PREFIX, acquisition_demo
     from satlake.scenes.demo import run_scene_demo
 
-    scenes_ok = run_scene_demo(settings, defs, instance, report)
+    # The first tile's scenes are acquired from a local STAC API while the scene pipeline runs; the rest are put.
+    with acquisition_demo(settings, report) as acquisition:
+        scenes_ok = run_scene_demo(settings, defs, instance, report, acquired_prefix=DEMO_TILE_PREFIX)
+    scenes_ok = acquisition.report(report) and scenes_ok
 
     from satlake.serving.definitions import serving_note
 

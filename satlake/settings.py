@@ -7,10 +7,12 @@ reads ``os.environ`` for configuration.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class Mode(StrEnum):
@@ -24,6 +26,15 @@ class SettingsError(ValueError):
 
 TELEMETRY_TOPIC = "satlake.telemetry"
 OBJECT_EVENTS_TOPIC = "satlake.object-events"
+ACQUISITION_TOPIC = "satlake.acquisition-requests"
+# The public STAC APIs satlake knows by name; SATLAKE_STAC_SOURCES adds or overrides entries.
+DEFAULT_STAC_SOURCES: dict[str, str] = {
+    "earth-search": "https://earth-search.aws.element84.com/v1",
+    "planetary-computer": "https://planetarycomputer.microsoft.com/api/stac/v1",
+    "cdse": "https://stac.dataspace.copernicus.eu/v1",
+}
+PLANETARY_COMPUTER_SAS_URL = "https://planetarycomputer.microsoft.com/api/sas/v1"
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:
@@ -40,6 +51,26 @@ def read_secrets_file(path: Path) -> dict[str, str]:
         key, value = line.split("=", 1)
         values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
     return values
+
+
+def parse_stac_sources(text: str, variable: str = "SATLAKE_STAC_SOURCES") -> dict[str, str]:
+    """The named STAC APIs: the preconfigured ones, with ``name=url,name2=url2`` from ``text`` added or
+    overriding (an empty text keeps the defaults)."""
+    sources = dict(DEFAULT_STAC_SOURCES)
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        name, sep, url = (piece.strip() for piece in entry.partition("="))
+        if not sep or not _SOURCE_NAME.match(name):
+            raise SettingsError(
+                f"{variable}: {entry!r} is not NAME=URL with a lower-case name (letters, digits, '-', '_'), e.g. "
+                "replay=http://127.0.0.1:8500"
+            )
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingsError(f"{variable}: {name}={url!r} is not an http(s) URL of a STAC API root")
+        sources[name] = url.rstrip("/")
+    return sources
 
 
 @dataclass(frozen=True)
@@ -88,6 +119,17 @@ class Settings:
     automation_running: bool = True
     # The first daily partition (None: the one recorded under the root at first use; see satlake.partitions).
     partitions_start: date | None = None
+    # Acquisition: the STAC APIs by name (hash=False keeps Settings hashable with a dict field), the token
+    # endpoint signing Planetary Computer asset hrefs, the largest AOI accepted, the requests topic, and the
+    # limits of one acquisition run (per HTTP request, per run, per request's downloaded bytes).
+    stac_sources: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STAC_SOURCES), hash=False)
+    planetary_computer_sas_url: str = PLANETARY_COMPUTER_SAS_URL
+    aoi_max_area_km2: float = 25_000.0
+    acquisition_topic: str = ACQUISITION_TOPIC
+    acquisition_timeout_s: float = 30.0
+    acquisition_max_retries: int = 5
+    acquisition_request_budget: int = 2000
+    acquisition_byte_budget: int = 2_000_000_000
 
     @property
     def stack_home(self) -> Path:
@@ -138,6 +180,18 @@ class Settings:
             except ValueError:
                 raise SettingsError(f"{name}={value!r} must be an integer") from None
 
+        def positive(name: str, default: float) -> float:
+            value = merged.get(name)
+            if value is None or value == "":
+                return default
+            try:
+                number = float(value)
+            except ValueError:
+                raise SettingsError(f"{name}={value!r} must be a number") from None
+            if not number > 0 or number == float("inf"):
+                raise SettingsError(f"{name}={value!r} must be a finite number above 0")
+            return number
+
         stack_dir = merged.get("SATLAKE_STACK_DIR")
         start = merged.get("SATLAKE_PARTITIONS_START", "").strip()
         try:
@@ -187,4 +241,12 @@ class Settings:
             telemetry_limits_path=Path(limits_path).expanduser().resolve() if limits_path else None,
             automation_running=automation == "running",
             partitions_start=partitions_start,
+            stac_sources=parse_stac_sources(merged.get("SATLAKE_STAC_SOURCES", "")),
+            planetary_computer_sas_url=merged.get("SATLAKE_PC_SAS_URL", PLANETARY_COMPUTER_SAS_URL).rstrip("/"),
+            aoi_max_area_km2=positive("SATLAKE_AOI_MAX_AREA_KM2", 25_000.0),
+            acquisition_topic=merged.get("SATLAKE_ACQUISITION_TOPIC", ACQUISITION_TOPIC),
+            acquisition_timeout_s=positive("SATLAKE_ACQUISITION_TIMEOUT_S", 30.0),
+            acquisition_max_retries=integer("SATLAKE_ACQUISITION_MAX_RETRIES", 5),
+            acquisition_request_budget=integer("SATLAKE_ACQUISITION_REQUEST_BUDGET", 2000),
+            acquisition_byte_budget=integer("SATLAKE_ACQUISITION_BYTE_BUDGET", 2_000_000_000),
         )

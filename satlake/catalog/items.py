@@ -43,6 +43,11 @@ MEDIA_TYPE_TEXT = "text/plain"
 
 EARTH = "earth"
 BODY_BBOX_FIELD = "satlake:body_bbox"
+SOURCE_FIELD = "satlake:source"
+# raw/scenes keeps GeoTIFF tags as ``tag:<KEY>`` extras (scenes.raster); the acquisition downloader writes these
+# two on every band file: the STAC API source name and the self href of the item the scene was cut from.
+SOURCE_EXTRA = "tag:SATLAKE_SOURCE"
+DERIVED_FROM_EXTRA = "tag:SATLAKE_DERIVED_FROM"
 
 # IVOA EPN-TAP target classes for the bodies satlake expects; others are catalogued without a class.
 _TARGET_CLASSES = {"mars": "planet", "venus": "planet", "mercury": "planet", "moon": "satellite"}
@@ -296,7 +301,11 @@ def item_links(
 def build_stac_item(
     meta: SceneMetadata, assets: Mapping[str, AssetRef], *, self_href: str | None = None
 ) -> dict[str, Any]:
-    """One STAC 1.1 Item for a scene; ``assets`` maps asset keys ("B4", "cog", "thumbnail") to files."""
+    """One STAC 1.1 Item for a scene; ``assets`` maps asset keys ("B4", "cog", "thumbnail") to files.
+
+    An acquired scene (``SATLAKE_SOURCE`` / ``SATLAKE_DERIVED_FROM`` tags) gets ``satlake:source`` and a
+    ``derived_from`` link to the source item it was cut from.
+    """
     if meta.acquired_at is None:
         raise ValueError(
             f"scene {meta.scene_id!r} has no acquisition time; a STAC item needs one. Record acquired_at in "
@@ -315,6 +324,9 @@ def build_stac_item(
     if meta.cloud_cover is not None and 0.0 <= meta.cloud_cover <= 100.0:
         properties["eo:cloud_cover"] = float(meta.cloud_cover)
     properties.update(_view_properties(meta))
+    source = meta.extra.get(SOURCE_EXTRA, "").strip()
+    if source:
+        properties[SOURCE_FIELD] = source
 
     code = projection_code(meta)
     properties["proj:code"] = code
@@ -351,6 +363,10 @@ def build_stac_item(
     item["properties"] = properties
     item["assets"] = {key: _asset_object(key, asset, bands_by_name) for key, asset in sorted(assets.items())}
     item["links"] = item_links(self_href=self_href)
+    derived_from = meta.extra.get(DERIVED_FROM_EXTRA, "").strip()
+    if derived_from:
+        # An acquired scene is a window of a source item: link it so a reader can find the full product.
+        item["links"].append({"rel": "derived_from", "href": derived_from, "type": MEDIA_TYPE_GEOJSON})
     item["stac_extensions"] = _extensions_used(item)
     non_finite = non_finite_numbers(item)
     if non_finite:

@@ -38,6 +38,9 @@ class ObjectStore(ABC):
     """A flat namespace of objects addressed by relative keys (``raw/scenes/x/y.tif``)."""
 
     bucket: str
+    # Whether the store itself publishes an object-created event for each upload (MinIO's bucket notification on
+    # the landing bucket). When it does not, whoever uploads announces the object (``scenes.landing``).
+    announces_uploads: bool = False
 
     @abstractmethod
     def put_file(self, path: Path, key: str) -> StoredObject:
@@ -192,9 +195,11 @@ class S3ObjectStore(ObjectStore):
         secret_key: str,
         bucket: str,
         region: str = "us-east-1",
+        announces_uploads: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.bucket = bucket
+        self.announces_uploads = announces_uploads
         self._credentials = (access_key, secret_key)
         self.region = region
         self._client = None
@@ -303,10 +308,14 @@ def build_scene_stores(settings: Settings) -> SceneStores:
     if settings.mode is Mode.STACK:
         access_key, secret_key = settings.require_s3_credentials()
 
-        def bucket(name: str) -> S3ObjectStore:
-            return S3ObjectStore(settings.s3_endpoint, access_key, secret_key, name, settings.s3_region)
+        def bucket(name: str, announces_uploads: bool = False) -> S3ObjectStore:
+            return S3ObjectStore(
+                settings.s3_endpoint, access_key, secret_key, name, settings.s3_region, announces_uploads
+            )
 
-        return SceneStores(landing=bucket(settings.landing_bucket), lake=bucket(settings.lake_bucket))
+        # `satlake stack up` configures MinIO to announce every object created in the landing bucket on Kafka.
+        landing = bucket(settings.landing_bucket, announces_uploads=True)
+        return SceneStores(landing=landing, lake=bucket(settings.lake_bucket))
     objects = settings.root / "objects"
     return SceneStores(
         landing=LocalObjectStore(objects / "landing", bucket=settings.landing_bucket),

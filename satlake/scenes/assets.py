@@ -102,8 +102,19 @@ class CogConfig(dg.Config):
 # --- small helpers ------------------------------------------------------------------------------------------
 
 
+# raw/scenes keeps GeoTIFF tags as ``tag:<KEY>`` extras; the acquisition downloader tags every band file with
+# the source collection it came from.
+ACQUIRED_COLLECTION_FIELD = "tag:SATLAKE_COLLECTION"
+
+
 def collection_for(scene_id: str, meta: SceneMetadata) -> str:
-    """Collection of a scene: ``landsat-<n>`` for Landsat products, else its platform, else ``geotiff``."""
+    """Collection of a scene: the source collection of an acquired scene (its ``SATLAKE_COLLECTION`` tag),
+    ``landsat-<n>`` for Landsat products, else its platform, else ``geotiff``."""
+    tagged = meta.extra.get(ACQUIRED_COLLECTION_FIELD, "").strip()
+    # STAC collection ids of the known sources are already safe path segments; anything else is made one.
+    acquired = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "-" for c in tagged).strip("-._")
+    if acquired:
+        return acquired[:64]
     if LANDSAT_PRODUCT_ID.fullmatch(scene_id):
         return f"landsat-{int(scene_id[2:4])}"
     platform = (meta.platform or "").strip().lower()

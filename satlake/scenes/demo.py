@@ -36,19 +36,25 @@ def landsat_fixture_files(directory: Path = LANDSAT_FIXTURE) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file() and p.name.upper().startswith("L"))
 
 
-def land_demo_scenes(settings: Settings, marker: Path, say: Callable[[str], None]) -> int:
-    """Put the demo's scene files once per storage root; returns how many files were landed now."""
+def land_demo_scenes(
+    settings: Settings, marker: Path, say: Callable[[str], None], acquired_prefix: str | None = None
+) -> int:
+    """Put the demo's scene files once per storage root; returns how many files were landed now.
+
+    Synthetic scenes whose name starts with ``acquired_prefix`` are left out: the demo acquires them instead."""
     if marker.exists():
         say("scenes already landed by an earlier demo run; not landing again")
         return 0
     with tempfile.TemporaryDirectory(prefix="satlake-demo-scenes-") as scratch:
         paths = produce_scene_files(Path(scratch), DEMO_TILES, DEMO_SIZE, DEMO_SEED)
+        if acquired_prefix:
+            paths = [path for path in paths if not path.name.startswith(acquired_prefix)]
         # A TIFF header followed by garbage: it must be quarantined without touching the other scenes.
         corrupt = Path(scratch) / CORRUPT_NAME
         corrupt.write_bytes(b"II*\x00" + bytes(range(256)) * 4)
         paths.append(corrupt)
         landsat = landsat_fixture_files()
-        say(f"landing {len(paths) - 1} synthetic scenes ({DEMO_TILES} tiles x {DEMO_DATES} dates + Mars), "
+        say(f"landing {len(paths) - 1} synthetic scenes (tiles x {DEMO_DATES} dates + Mars), "
             f"a corrupt TIFF{' and the Landsat 8 fixture' if landsat else ''}")  # fmt: skip
         count = put_files(settings, paths + landsat, say=lambda _line: None)
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +83,7 @@ def run_scene_demo(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     report: Report,
+    acquired_prefix: str | None = None,
 ) -> bool:
     """Land the demo scenes, run the scene pipeline in process and report what it produced.
 
@@ -85,7 +92,7 @@ def run_scene_demo(
     from dagster._core.definitions.partitions.context import partition_loading_context
 
     say = report.line
-    land_demo_scenes(settings, settings.root / "demo" / "scenes.json", say)
+    land_demo_scenes(settings, settings.root / "demo" / "scenes.json", say, acquired_prefix)
 
     # Dynamic partitions are read while sensor run requests are validated; outside the daemon the instance
     # has to be made available for that explicitly.

@@ -7,6 +7,7 @@ the file and the reason, so the caller can quarantine the scene without crashing
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import warnings
@@ -32,6 +33,7 @@ from shapely.ops import unary_union
 from shapely.validation import make_valid
 
 from satlake.scenes.cells import body_of_crs, geohash_encode, scene_cell_key
+from satlake.scenes.grouping import ACQUIRED_MANIFEST_NAME, ManifestError, acquired_manifest_files
 from satlake.scenes.metadata import BandInfo, SceneFile, SceneMetadata
 from satlake.scenes.mtl import MtlGroup, MtlParseError, landsat_metadata_from_mtl, parse_mtl
 
@@ -440,20 +442,53 @@ def _mtl_from_files(files: Mapping[str, Path]) -> MtlGroup | None:
     return None
 
 
+def _check_acquired_files(manifest: Path, landed: Mapping[str, SceneFile]) -> None:
+    """Every file an acquisition manifest lists is among the scene's files with the sha256 and size it records:
+    a band file replaced after it was acquired must not be catalogued as that acquisition."""
+    try:
+        text = manifest.read_text(encoding="utf-8", errors="replace")
+        listed = acquired_manifest_files(text, ACQUIRED_MANIFEST_NAME)
+    except OSError as error:
+        raise RasterReadError(manifest.name, f"file cannot be read ({error.strerror or error})") from error
+    except ManifestError as error:
+        raise RasterReadError(ACQUIRED_MANIFEST_NAME, str(error)) from error
+    entries = json.loads(text)["files"]
+    for role, name in listed.items():
+        found = landed.get(name)
+        if found is None:
+            raise RasterReadError(
+                name, f"{ACQUIRED_MANIFEST_NAME} lists it as {role!r} but it is not a file of the scene"
+            )
+        expected_sha256, expected_size = entries[role].get("sha256"), entries[role].get("size")
+        if expected_sha256 is not None and str(expected_sha256).lower() != found.sha256:
+            raise RasterReadError(
+                name,
+                f"sha256 {found.sha256} differs from {expected_sha256} recorded in {ACQUIRED_MANIFEST_NAME}: the "
+                "file changed after it was acquired; acquire the item again",
+            )
+        if expected_size is not None and expected_size != found.size_bytes:
+            raise RasterReadError(
+                name, f"size {found.size_bytes} bytes differs from {expected_size} recorded in {ACQUIRED_MANIFEST_NAME}"
+            )
+
+
 def read_scene_metadata(
     scene_id: str, collection: str, files: Mapping[str, Path], mtl: MtlGroup | None = None
 ) -> SceneMetadata:
     """Read a scene's files (name -> local path) into SceneMetadata.
 
-    ``files`` holds every original file of the scene (GeoTIFFs and, for Landsat, the MTL); all are hashed.
-    ``mtl`` is the parsed MTL (``parse_mtl``); when None and an ``*_MTL.txt`` is among the files it is parsed
-    here. MTL values win over GeoTIFF tags (ACQUISITION_TIME, TIFFTAG_DATETIME, PLATFORM, CLOUD_COVER).
+    ``files`` holds every original file of the scene (GeoTIFFs and, for Landsat, the MTL; for an acquired
+    scene, its ``scene.json`` manifest); all are hashed, and files a manifest lists must match its sha256 and
+    size. ``mtl`` is the parsed MTL (``parse_mtl``); when None and an ``*_MTL.txt`` is among the files it is
+    parsed here. MTL values win over GeoTIFF tags (ACQUISITION_TIME, TIFFTAG_DATETIME, PLATFORM, CLOUD_COVER).
     Raises RasterReadError naming the first file that is not a usable georeferenced raster.
     """
     scene_files = []
     for name in sorted(files):
         sha256, size = file_sha256(files[name])
         scene_files.append(SceneFile(name=name, size_bytes=size, sha256=sha256))
+    if ACQUIRED_MANIFEST_NAME in files:
+        _check_acquired_files(files[ACQUIRED_MANIFEST_NAME], {f.name: f for f in scene_files})
     raster_names = _raster_names_in_order(files)
     if not raster_names:
         raise RasterReadError(scene_id, f"no .tif/.tiff file among {sorted(files)}")
@@ -530,6 +565,10 @@ _EXTRA_MTL_FIELDS = (
     "cloud_cover_land",
 )
 _TAGS_IN_FIELDS = {"ACQUISITION_TIME", "PLATFORM", "CLOUD_COVER", "INSTRUMENT", "AREA_OR_POINT"}
+# Tags the acquisition downloader writes (SATLAKE_COLLECTION, SATLAKE_DERIVED_FROM, SATLAKE_SOURCE): the
+# collection and catalog links are built from them, so they are kept first and a long source href still fits.
+_SATLAKE_TAG_PREFIX = "SATLAKE_"
+_SATLAKE_TAG_MAX_CHARS = 2048
 
 
 def _extra_fields(tags: dict[str, str], mtl_fields: dict[str, Any] | None) -> dict[str, str]:
@@ -539,7 +578,10 @@ def _extra_fields(tags: dict[str, str], mtl_fields: dict[str, Any] | None) -> di
         if value is not None:
             extra[f"landsat:{key}"] = str(value)
     for key, value in sorted(tags.items()):
+        if key.startswith(_SATLAKE_TAG_PREFIX) and len(value) <= _SATLAKE_TAG_MAX_CHARS:
+            extra[f"tag:{key}"] = value
+    for key, value in sorted(tags.items()):
         # Short custom tags are kept (simulation truth, processing notes); long blobs (XML) are not.
         if key not in _TAGS_IN_FIELDS and len(value) <= 256 and len(extra) < 64:
-            extra[f"tag:{key}"] = value
+            extra.setdefault(f"tag:{key}", value)
     return extra

@@ -6,9 +6,11 @@ still waiting for band files stay in the cursor; unsafe keys, files that belong 
 files never all arrive go to ``raw/scene_rejects`` with a reason. The cursor (offsets and pending scenes) only
 advances when a tick succeeds, so no event is processed twice or missed.
 
-Landsat groups are complete when the MTL and bands ``LANDSAT_OLI_PRODUCT_BANDS`` (B2 to B5: blue, green, red,
-nir) have landed: those are what satlake's products need, and deliveries such as the downsampled fixture in
-shared/data/landsat8 ship only them. Other listed bands that do land are kept and converted too.
+Acquired scenes (the acquisition downloader's folders) are complete when their scene.json and every file it
+lists have landed. Landsat groups are complete when the MTL and bands ``LANDSAT_OLI_PRODUCT_BANDS`` (B2 to B5:
+blue, green, red, nir) have landed: those are what satlake's products need, and deliveries such as the
+downsampled fixture in shared/data/landsat8 ship only them. Other listed bands that do land are kept and
+converted too.
 """
 
 import hashlib
@@ -85,11 +87,14 @@ def plan_scenes(
     records: list[LogRecord],
     cursor: SensorCursor,
     landing_bucket: str,
-    read_mtl: Callable[[str], str],
+    read_text: Callable[[str], str],
     now: datetime,
     timeout: timedelta = INCOMPLETE_SCENE_TIMEOUT,
 ) -> ScenePlan:
-    """Fold new event records into the pending keys and split them into ready scenes, rejects and waiting."""
+    """Fold new event records into the pending keys and split them into ready scenes, rejects and waiting.
+
+    ``read_text(key)`` returns a landed text object: a Landsat MTL or an acquisition manifest (scene.json).
+    """
     pending = {key: dict(value) for key, value in cursor.pending.items()}
     offsets = dict(cursor.offsets)
     bad_events: list[tuple[SceneGroup, str, datetime | None]] = []
@@ -116,7 +121,7 @@ def plan_scenes(
                 "first_seen": previous.get("first_seen", moment.isoformat()),
                 "event_time": moment.isoformat(),
             }
-    groups = group_scene_files(list(pending), read_mtl, LANDSAT_OLI_PRODUCT_BANDS)
+    groups = group_scene_files(list(pending), read_text, LANDSAT_OLI_PRODUCT_BANDS)
     ready, rejects = [], list(bad_events)
     etags: dict[str, str] = {}
     for group in groups:
@@ -146,7 +151,7 @@ def scene_run_key(group: SceneGroup, etags: Mapping[str, str]) -> str:
 
 
 def _read_text(store: ObjectStore, key: str) -> str:
-    with tempfile.TemporaryDirectory(prefix="satlake-mtl-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="satlake-text-") as scratch:
         return store.get_to_path(key, Path(scratch) / "object").read_text(encoding="utf-8", errors="replace")
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import dagster as dg
 import pyarrow as pa
 
+from satlake.automation import FOLLOW_UPSTREAM_SCENES
 from satlake.partitions import DAILY_PARTITIONS, partition_dates
 from satlake.resources.lakehouse import Lakehouse, TableRef
 from satlake.resources.postgis import PostgisServing
@@ -33,14 +34,6 @@ KINDS = {"postgres", "postgis"}
 CATALOG_ITEMS_KEY = dg.AssetKey(["catalog", "items"])
 GOLD_FOREST_CHANGE_KEY = dg.AssetKey(["gold", "forest_change"])
 GOLD_DAILY_HEALTH_KEY = dg.AssetKey(["gold", "telemetry_daily_health"])
-# A scene's copy is made when it is missing (also the scenes catalogued before this layer existed, which
-# `eager()` would skip) and again whenever its upstream partition is rebuilt.
-FOLLOW_UPSTREAM_SCENES = (
-    (dg.AutomationCondition.missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
-    & ~dg.AutomationCondition.any_deps_missing()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("follow upstream scenes")
 
 
 def serving_key(table: ServingTable) -> dg.AssetKey:

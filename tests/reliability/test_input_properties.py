@@ -194,7 +194,7 @@ def test_a_hostile_mtl_never_breaks_scene_grouping(mtl: str) -> None:
     """One landed MTL is read by the sensor for every tick: it must become a problem on its scene, never a crash."""
     product = "LC08_L1TP_016037_20170813_20170814_01_RT"
     keys = [f"landing/{product}_MTL.txt", f"landing/{product}_B4.TIF", "landing/other.tif"]
-    groups = group_scene_files(keys, read_mtl=lambda _key: mtl)
+    groups = group_scene_files(keys, read_text=lambda _key: mtl)
     assert {group.scene_id for group in groups} == {product, "other"}
     landsat = next(group for group in groups if group.scene_id == product)
     assert landsat.complete or landsat.missing or landsat.problems

@@ -35,7 +35,7 @@ def read_small_mtl(key: str) -> str:
 
 def test_landsat_band_set_is_complete_when_mtl_and_all_listed_bands_landed() -> None:
     keys = [f"landing/{PID}_B5.TIF", f"landing/{PID}_MTL.txt", f"landing/{PID}_B4.TIF", "landing/field.tif"]
-    groups = {group.scene_id: group for group in group_scene_files(keys, read_mtl=read_small_mtl)}
+    groups = {group.scene_id: group for group in group_scene_files(keys, read_text=read_small_mtl)}
     landsat = groups[PID]
     assert landsat.complete and landsat.missing == () and landsat.kind == "landsat"
     assert landsat.mtl_key == f"landing/{PID}_MTL.txt"
@@ -44,20 +44,20 @@ def test_landsat_band_set_is_complete_when_mtl_and_all_listed_bands_landed() -> 
 
 
 def test_landsat_band_set_lists_the_missing_band_files() -> None:
-    groups = group_scene_files([f"{PID}_MTL.txt", f"{PID}_B4.TIF"], read_mtl=read_small_mtl)
+    groups = group_scene_files([f"{PID}_MTL.txt", f"{PID}_B4.TIF"], read_text=read_small_mtl)
     assert len(groups) == 1
     assert not groups[0].complete
     assert groups[0].missing == (f"{PID}_B5.TIF",)  # the QA file is not a FILE_NAME_BAND_<n>
 
 
 def test_landsat_bands_without_mtl_wait_for_it() -> None:
-    (group,) = group_scene_files([f"{PID}_B4.TIF", f"{PID}_B5.TIF"], read_mtl=read_small_mtl)
+    (group,) = group_scene_files([f"{PID}_B4.TIF", f"{PID}_B5.TIF"], read_text=read_small_mtl)
     assert not group.complete
     assert group.missing == (f"{PID}_MTL.txt",)
 
 
 def test_broken_mtl_is_a_problem_not_an_exception() -> None:
-    (group,) = group_scene_files([f"{PID}_MTL.txt"], read_mtl=lambda key: "GROUP = A\n  X = 1\n")
+    (group,) = group_scene_files([f"{PID}_MTL.txt"], read_text=lambda key: "GROUP = A\n  X = 1\n")
     assert not group.complete
     assert "never closed" in group.problems[0]
 
@@ -65,10 +65,10 @@ def test_broken_mtl_is_a_problem_not_an_exception() -> None:
 def test_real_fixture_lists_eleven_bands_but_ships_four(landsat_dir: Path) -> None:
     keys = [f"landsat8/{PID}/{path.name}" for path in landsat_dir.iterdir()]
     mtl_text = (landsat_dir / f"{PID}_MTL.txt").read_text()
-    (strict,) = group_scene_files(keys, read_mtl=lambda key: mtl_text)
+    (strict,) = group_scene_files(keys, read_text=lambda key: mtl_text)
     assert not strict.complete
     assert f"{PID}_B1.TIF" in strict.missing and len(strict.missing) == 7
-    (products_only,) = group_scene_files(keys, read_mtl=lambda key: mtl_text, required_bands=LANDSAT_OLI_PRODUCT_BANDS)
+    (products_only,) = group_scene_files(keys, read_text=lambda key: mtl_text, required_bands=LANDSAT_OLI_PRODUCT_BANDS)
     assert products_only.complete and len(products_only.files) == 5
 
 
