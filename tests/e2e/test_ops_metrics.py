@@ -57,7 +57,8 @@ def test_exporter_after_the_demo_agrees_with_the_lakehouse(
     assert value(samples, "satlake_partition_age_seconds", asset="bronze/telemetry") < 2 * 86400
 
     checks = labels_of(samples, "satlake_check_passed")
-    assert {"asset": "bronze/telemetry", "check": "row_count_reconciliation"} in checks
+    reconciliation = [c for c in checks if (c["asset"], c["check"]) == ("bronze/telemetry", "row_count_reconciliation")]
+    assert [c["check_severity"] for c in reconciliation] == ["ERROR"]  # a blocking check: it pages when it fails
     assert all(value(samples, "satlake_check_passed", **labels) == 1 for labels in checks)  # the demo passes all
     statuses = {labels["status"] for labels in labels_of(samples, "satlake_runs_total")}
     assert statuses == {"SUCCESS"}
