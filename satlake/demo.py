@@ -128,10 +128,14 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
     report.line(serving_note(settings))
 
     engine = resources.query_engine
-    report.heading("tables:")
+    report.heading("tables (rows):")
+    cells = []
     for table in resources.lakehouse.list_tables():
         count = engine.query(f'SELECT count(*) FROM "{table.zone}"."{table.name}"').rows[0][0]
-        report.line(f"  {table.zone}.{table.name:<24} {count:>9,} rows")
+        cells.append(f"{table.zone}.{table.name:<28} {count:>9,}")
+    half = (len(cells) + 1) // 2  # two columns, read down: the report stays short as domains add tables
+    for left, right in zip(cells[:half], [*cells[half:], ""], strict=True):
+        report.line(f"  {left}    {right}".rstrip())
 
     from satlake.telemetry.limits_file import load_limits
     from satlake.telemetry.report import contract_report

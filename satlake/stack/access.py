@@ -18,12 +18,13 @@ ROLES = (ADMIN, OPS, SCIENCE)
 TELEMETRY_SCHEMAS = ("raw", "bronze", "silver", "gold")
 TELEMETRY_TABLE_PATTERN = "telemetry.*"
 
-# science reads the catalog and the imagery products; schema -> tables ("*" = the whole schema).
+# science reads the catalog (areas of interest included), the imagery, its acquisition and the products;
+# schema -> tables ("*" = the whole schema).
 SCIENCE_TABLES: Mapping[str, tuple[str, ...]] = {
     "catalog": ("*",),
-    "raw": ("scenes",),
+    "raw": ("scenes", "acquisitions", "acquisition_requests", "acquisition_request_rejects"),
     "silver": ("cogs",),
-    "gold": ("ndvi", "quicklooks", "forest_change"),
+    "gold": ("ndvi", "quicklooks", "forest_change", "forest_change_alerts"),
 }
 
 # Users created with the stack: each is a member of the role of the same name.

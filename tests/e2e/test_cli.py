@@ -21,7 +21,10 @@ def satlake(root: Path, *args: str, timeout: float = 600) -> subprocess.Complete
 
 
 def table_counts(report: str) -> dict[str, int]:
-    return {m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"^  (\w+\.\w+)\s+([\d,]+) rows$", report, re.M)}
+    """The row count of every table the report lists (two columns under "tables (rows):")."""
+    section = re.search(r"^tables \(rows\):\n((?:  .*\n)+)", report, re.M)
+    assert section, report
+    return {m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"(\w+\.\w+)\s+([\d,]+)", section[1])}
 
 
 def assert_readable_report(result: subprocess.CompletedProcess[str]) -> None:
@@ -29,8 +32,19 @@ def assert_readable_report(result: subprocess.CompletedProcess[str]) -> None:
     holding what was kept off the terminal: dbt's lines, Dagster's logs, library warnings."""
     lines = result.stdout.splitlines()
     assert len(lines) < 100, result.stdout
-    for section in ("scenes:", "catalog (10 items):", "scene checks:", "forest change", "tables:",
-                    "telemetry contract:", "asset checks:", "sample query (duckdb):", "demo finished in"):  # fmt: skip
+    sections = (
+        "scenes:",
+        "catalog (10 items):",
+        "scene checks:",
+        "forest change",
+        "acquisition (AOI demo-forest",
+        "tables (rows):",
+        "telemetry contract:",
+        "asset checks:",
+        "sample query (duckdb):",
+        "demo finished in",
+    )
+    for section in sections:
         assert any(line.startswith(section) for line in lines), (section, result.stdout)
     assert re.search(r"^  PASS silver/telemetry_clean:\d+ dbt tests: .*not_null \(", result.stdout, re.M)
     assert "Running with dbt" not in result.stdout + result.stderr
@@ -77,6 +91,9 @@ def test_demo_runs_end_to_end_and_is_safe_to_run_twice(tmp_path: Path) -> None:
     assert int(kept[1].replace(",", "")) == counts["bronze.telemetry"] and int(kept[6].replace(",", "")) > 0
     assert re.search(r"rejected\s+[\d,]+\s+.*truncated", first.stdout)
     assert "sample query" in first.stdout and "SAT-001" in first.stdout
+    # The first tile came through acquisition: its AOI raised an alert for the planted clearing.
+    assert counts["catalog.areas_of_interest"] == 1 and counts["gold.forest_change_alerts"] >= 1
+    assert re.search(r"^  alert: \d+\.\d+ ha lost between 2024-05-02 and 2024-07-21", first.stdout, re.M)
     assert_readable_report(first)
 
     second = satlake(tmp_path, "demo")
