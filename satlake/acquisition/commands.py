@@ -85,7 +85,7 @@ def parse_since(text: str | None) -> date | None:
 
 def added_line(aoi: AreaOfInterest, source_name: str, source_url: str) -> str:
     """What ``aoi add`` prints about the AOI it stored."""
-    source = source_url if source_name == "url" else f"{source_name} ({source_url})"
+    source = f"{source_name} ({source_url})"
     return (
         f"added AOI {aoi.name}: {aoi.area_km2:,.1f} km², bbox {format_bbox(aoi.bbox)}, source {source}, "
         f"collections {', '.join(aoi.collections)}"

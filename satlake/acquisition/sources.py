@@ -59,7 +59,7 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class StacSource:
-    """A STAC API to search: its name (``"url"`` for a bare URL), API root and how its asset hrefs are signed."""
+    """A STAC API to search: its name (the host for a bare URL), API root and how its asset hrefs are signed."""
 
     name: str
     url: str  # API root, no trailing slash
@@ -69,6 +69,12 @@ class StacSource:
 def _signing_for(name: str) -> str | None:
     # Planetary Computer's blob hrefs need a SAS token; every other known source serves public hrefs.
     return PLANETARY_COMPUTER if name == PLANETARY_COMPUTER else None
+
+
+def url_source_name(host: str, port: int | None) -> str:
+    """The name a bare URL source goes by (its host, and port when one is given): it heads the landing keys."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", host.lower()).strip("-.") or URL_SOURCE
+    return f"{name}-{port}" if port else name
 
 
 def resolve_source(settings: Settings, name_or_url: str) -> StacSource:
@@ -86,7 +92,7 @@ def resolve_source(settings: Settings, name_or_url: str) -> StacSource:
         for name, root in settings.stac_sources.items():
             if root.rstrip("/") == url:
                 return StacSource(name, url, _signing_for(name))
-        return StacSource(URL_SOURCE, url, None)
+        return StacSource(url_source_name(parts.hostname or URL_SOURCE, parts.port), url, None)
     known = ", ".join(sorted(settings.stac_sources))
     if "://" in text:
         raise SourceError(

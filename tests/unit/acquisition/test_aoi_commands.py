@@ -106,8 +106,8 @@ def test_add_from_a_geojson_file(root: Path) -> None:
     code, out, _ = run("aoi", "add", "field", "--geojson", str(path), "--source", "https://stac.example.org/v1/")
     assert code == 0
     assert out == (
-        "added AOI field: 12,308.8 km², bbox 0.0000,0.0000,1.0000,1.0000, source https://stac.example.org/v1, "
-        "collections sentinel-2-l2a\n"
+        "added AOI field: 12,308.8 km², bbox 0.0000,0.0000,1.0000,1.0000, source stac.example.org "
+        "(https://stac.example.org/v1), collections sentinel-2-l2a\n"
     )
     table = build_resources(Settings.from_env()).lakehouse.read(AREAS_OF_INTEREST)
     assert table is not None and table.column("source_url").to_pylist() == ["https://stac.example.org/v1"]
@@ -182,7 +182,43 @@ def test_more_aoi_subcommands_join_the_same_parser(root: Path) -> None:
     top = argparse.ArgumentParser(prog="satlake")
     commands = top.add_subparsers(dest="command", required=True)
     add_acquisition_commands(commands)
-    status = aoi_subparsers(commands).add_parser("status")
-    status.set_defaults(func=lambda args: 0)
-    assert top.parse_args(["aoi", "status"]).action == "status"
+    history = aoi_subparsers(commands).add_parser("history")
+    history.set_defaults(func=lambda args: 0)
+    assert top.parse_args(["aoi", "history"]).action == "history"
+    assert top.parse_args(["aoi", "status", "x"]).action == "status"
     assert top.parse_args(["aoi", "list", "--all"]).all is True
+
+
+def test_acquire_publishes_a_valid_request_and_status_reports_it(root: Path) -> None:
+    from satlake.acquisition.request import parse_request
+    from satlake.acquisition.sensors import commit_requests, read_requests
+
+    assert run("aoi", "add", "park", "--bbox=13.86,50.50,13.90,50.53", "--since", "2024-05-01")[0] == 0
+    code, out, err = run("acquire", "--aoi", "park", "--datetime", "2024-05-01/2024-09-30")
+    assert (code, err) == (0, "")
+    assert "published request park-" in out and "satlake.acquisition-requests" in out
+    settings = Settings.from_env()
+    resources = build_resources(settings)
+    (record,) = resources.event_log.read(settings.acquisition_topic, {0: 0}, 10, timeout_s=1.0)
+    request = parse_request(record.value)
+    assert (request.aoi, request.datetime, request.requested_by) == ("park", "2024-05-01/2024-09-30", "ana")
+    assert record.key == b"park"
+
+    batch = read_requests(resources.event_log, resources.lakehouse, settings.acquisition_topic)
+    assert commit_requests(resources.lakehouse, settings.acquisition_topic, batch, request.requested_at) == [
+        request.request_id
+    ]
+    code, out, err = run("aoi", "status", "park")
+    assert (code, err) == (0, "")
+    assert "requests: 1 received, 0 searched to the end, 0 failed; items: none" in out
+    assert "forest-change alerts: none yet" in out
+
+
+def test_acquire_refuses_an_unknown_aoi_and_a_bad_datetime(root: Path) -> None:
+    assert run("aoi", "add", "park", "--bbox=13.86,50.50,13.90,50.53")[0] == 0
+    code, _, err = run("acquire", "--aoi", "nowhere")
+    assert code == 2 and "nowhere" in err and "park" in err
+    code, _, err = run("acquire", "--aoi", "park", "--datetime", "2024-13-01/2024-14-01")
+    assert code == 2 and "--datetime '2024-13-01/2024-14-01'" in err
+    code, _, err = run("aoi", "status", "nowhere")
+    assert code == 2 and "park" in err

@@ -47,8 +47,10 @@ def test_env_adds_and_overrides_sources_and_a_url_of_a_named_source_keeps_its_si
 
 def test_a_bare_url_is_its_own_source(tmp_path: Path) -> None:
     assert resolve_source(settings(tmp_path), "https://stac.example.org/api/") == StacSource(
-        "url", "https://stac.example.org/api", None
+        "stac.example.org", "https://stac.example.org/api", None
     )
+    # Named by host (and port): the name heads the landing keys of what it serves.
+    assert resolve_source(settings(tmp_path), "http://127.0.0.1:8123").name == "127.0.0.1-8123"
 
 
 @pytest.mark.parametrize(
