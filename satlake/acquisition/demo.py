@@ -68,7 +68,7 @@ class AcquisitionDemo:
         return True
 
 
-def _aoi_around_clearing(scene: Path) -> Polygon:
+def aoi_around_clearing(scene: Path) -> Polygon:
     """The lon/lat box around the planted clearing of ``scene`` (tile 0), with a margin."""
     plan = clearing_plan(DEMO_SIZE, DEMO_DATES)
     with rasterio.open(scene) as src:
@@ -98,7 +98,7 @@ def acquisition_demo(settings: Settings, report: Report) -> Iterator[Acquisition
                     get_aoi(resources.lakehouse, DEMO_AOI)
                 except AoiError:
                     aoi, source = new_aoi(
-                        settings, DEMO_AOI, _aoi_around_clearing(scenes[0]), created_by="satlake demo",
+                        settings, DEMO_AOI, aoi_around_clearing(scenes[0]), created_by="satlake demo",
                         collections=(DEMO_COLLECTION,), cloud_cover_max=50.0, source=server.url, alert_min_ha=1.0,
                     )  # fmt: skip
                     add_aoi(resources.lakehouse, aoi, source.url)

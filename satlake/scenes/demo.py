@@ -54,7 +54,7 @@ def land_demo_scenes(
         corrupt.write_bytes(b"II*\x00" + bytes(range(256)) * 4)
         paths.append(corrupt)
         landsat = landsat_fixture_files()
-        say(f"landing {len(paths) - 1} synthetic scenes (tiles x {DEMO_DATES} dates + Mars), "
+        say(f"landing {len(paths) - 1} synthetic scenes (Mars among them), "
             f"a corrupt TIFF{' and the Landsat 8 fixture' if landsat else ''}")  # fmt: skip
         count = put_files(settings, paths + landsat, say=lambda _line: None)
     marker.parent.mkdir(parents=True, exist_ok=True)
