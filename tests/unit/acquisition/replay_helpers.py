@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import rasterio
+import rasterio.transform
 import rasterio.warp
 from shapely.geometry import Polygon, box
 
@@ -26,12 +27,12 @@ from satlake.acquisition.request import AcquisitionRequest, new_request, parse_r
 from satlake.acquisition.sources import resolve_source
 from satlake.acquisition.stac_replay import ReplayItem, StacReplayServer, replay_items_from_scenes
 from satlake.resources import SatlakeResources, build_resources
-from satlake.resources.object_store import SceneStores, build_scene_stores
+from satlake.resources.object_store import LocalObjectStore, SceneStores, build_scene_stores
 from satlake.scenes.synthetic import make_synthetic_scenes
 from satlake.settings import Settings
 
 COLLECTION = "sentinel-2-l2a"
-SIZE = 256  # pixels: 2 x 2 internal 128-px tiles per band COG
+SIZE = 512  # pixels: 2 x 2 internal 256-px tiles per band COG, so a small AOI touches a quarter of a file
 ROLE_FILES = ("blue.tif", "cloud.tif", "green.tif", "nir.tif", "red.tif")
 ALL_YEAR = "2024-01-01/2024-12-31"
 # Six dates of one tile: six items over one AOI, three pages at page size 2.
@@ -55,8 +56,8 @@ def lonlat_box(scene: Path, col: int, row: int, width: int, height: int) -> Poly
     """A lon/lat box inside the pixel rectangle (col, row, width, height) of the scene's grid."""
     with rasterio.open(scene) as src:
         transform, crs = src.transform, src.crs
-    west, north = transform * (col + 0.5, row + 0.5)
-    east, south = transform * (col + width - 0.5, row + height - 0.5)
+    west, north = transform @ (col + 0.5, row + 0.5)
+    east, south = transform @ (col + width - 0.5, row + height - 0.5)
     lons, lats = rasterio.warp.transform(crs, "EPSG:4326", [west, east, west, east], [north, north, south, south])
     return box(max(lons[0], lons[2]), max(lats[2], lats[3]), min(lons[1], lons[3]), min(lats[0], lats[1]))
 
@@ -84,6 +85,13 @@ class Lake:
     def at(cls, root: Path, **environ: str) -> Lake:
         settings = embedded_settings(root, **environ)
         return cls(settings, build_resources(settings), build_scene_stores(settings))
+
+    @property
+    def landing_root(self) -> Path:
+        """The folder of the embedded landing store, to look at every file in it (hidden ones included)."""
+        store = self.stores.landing
+        assert isinstance(store, LocalObjectStore)
+        return store.root
 
     def download(
         self,
@@ -132,7 +140,7 @@ class SlowReplayServer(StacReplayServer):
 def download_main(arguments: str) -> None:
     """Run one download as a separate process (``python -c``): the test kills it half way with SIGKILL."""
     given = json.loads(arguments)
-    lake = Lake.at(Path(given["root"]))
+    lake = Lake.at(Path(given["root"]), **given.get("environ", {}))
     request = parse_request(given["request"])
     report = lake.download(request, request.aoi, given["source"])
     print(json.dumps([row["status"] for row in report.rows]))
@@ -140,3 +148,24 @@ def download_main(arguments: str) -> None:
 
 if __name__ == "__main__":
     download_main(sys.argv[1])
+
+
+def scenes_in_two_utm_zones(work: Path, lon: float = 12.0, lat: float = 50.5) -> tuple[list[Path], Polygon]:
+    """Two scenes either side of the UTM zone 32/33 border at ``lon`` (each in its own zone's CRS, each covering
+    part of the returned lon/lat AOI that straddles the border)."""
+    (template,) = make_synthetic_scenes(work / "template", tiles=1, dates=SIX_DATES[:1], size=SIZE, seed=5)
+    written = []
+    for epsg, centre_lon in ((32632, lon - 0.04), (32633, lon + 0.04)):
+        x, y = rasterio.warp.transform("EPSG:4326", f"EPSG:{epsg}", [centre_lon], [lat])
+        half = SIZE * 10 / 2
+        transform = rasterio.transform.from_origin(round(x[0] - half), round(y[0] + half), 10, 10)
+        path = work / f"zone{epsg % 100}_{SIX_DATES[0]:%Y%m%d}.tif"
+        with rasterio.open(template) as src:
+            profile = {**src.profile, "crs": f"EPSG:{epsg}", "transform": transform}
+            with rasterio.open(path, "w", **profile) as dst:
+                dst.write(src.read())
+                dst.update_tags(**src.tags())
+                for index, description in enumerate(src.descriptions, start=1):
+                    dst.set_band_description(index, description or "")
+        written.append(path)
+    return written, box(lon - 0.02, lat - 0.01, lon + 0.02, lat + 0.01)
