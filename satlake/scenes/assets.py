@@ -47,8 +47,9 @@ from satlake.scenes.cog import (
     validate_cog,
 )
 from satlake.scenes.grouping import LANDSAT_OLI_PRODUCT_BANDS, LANDSAT_PRODUCT_ID, group_scene_files
+from satlake.scenes.integrity import file_sha256
 from satlake.scenes.metadata import SceneMetadata
-from satlake.scenes.raster import RasterReadError, file_sha256, read_scene_metadata
+from satlake.scenes.raster import RasterReadError, read_scene_metadata
 from satlake.scenes.tables import (
     CATALOG_ITEMS,
     GOLD_FOREST_CHANGE,

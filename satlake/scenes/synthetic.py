@@ -14,7 +14,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from satlake.scenes.raster import SYNTHETIC_PLATFORM
+from satlake.scenes.bands import SYNTHETIC_PLATFORM
 
 BAND_NAMES = ("blue", "green", "red", "nir")
 REFLECTANCE_SCALE = 10_000  # DN = reflectance * 10000, the usual surface-reflectance convention
