@@ -34,7 +34,6 @@ READ_WAIT_S = 5.0
 acquisition_job = dg.define_asset_job(
     "acquisition_job",
     selection=dg.AssetSelection.assets(ACQUISITIONS_KEY),
-    partitions_def=ACQUISITION_PARTITIONS,
     description="Search a STAC API for one request's scenes and land the windows of their bands",
 )
 
@@ -87,14 +86,20 @@ def commit_requests(lakehouse: Lakehouse, topic: str, batch: RequestBatch, now: 
 
     A request id already in ``raw.acquisition_requests`` is refused as a duplicate, so it is acquired once.
     Records a table already holds (a tick that died between the two commits) are not written to it again."""
-    known = lakehouse.read(ACQUISITION_REQUESTS, columns=["request_id"])
-    seen = set(known.column("request_id").to_pylist()) if known is not None else set()
+    known = lakehouse.read(ACQUISITION_REQUESTS, columns=["request_id", "partition", "offset"])
+    accepted_at = {row["request_id"]: (row["partition"], row["offset"]) for row in known.to_pylist()} if known else {}
+    seen = set(accepted_at)
     accepted, refused = [], list(batch.refused)
     for request, record in batch.accepted:
+        duplicate = f"request id {request.request_id!r} was received before; it is acquired once"
         if not _new_to(batch, ACQUISITION_REQUESTS, record):
-            continue  # accepted by an earlier tick
+            # An earlier tick accepted it, or refused it as a duplicate: then its reject row may still be missing
+            # (the tick died before its second commit), and it is refused again for the rejects table alone.
+            if accepted_at.get(request.request_id) != (record.partition, record.offset):
+                refused.append((record, duplicate))
+            continue
         if request.request_id in seen:
-            refused.append((record, f"request id {request.request_id!r} was received before; it is acquired once"))
+            refused.append((record, duplicate))
             continue
         seen.add(request.request_id)
         accepted.append((request, record))

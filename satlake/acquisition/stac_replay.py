@@ -47,6 +47,7 @@ from satlake.acquisition.stac_replay_search import SearchRequestError, StacDocum
 __all__ = ["Faults", "RecordedRequest", "ReplayItem", "StacReplayServer", "replay_items_from_scenes"]
 
 SAS_PREFIX = "/api/sas/v1"
+LOG_SETTLE_S = 5.0  # longest wait for requests being answered before the request log is read
 _CHUNK = 64 * 1024
 
 
@@ -113,8 +114,11 @@ class StacReplayServer:
         )
         self.token_ttl_s = token_ttl_s
         self._secret = secrets.token_bytes(32)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._requests: list[RecordedRequest] = []
+        # Requests being answered: a client can hold a whole response before the handler has logged it, so the
+        # log waits for them (briefly) before it is read.
+        self._in_flight = 0
         self._etags: dict[Path, str] = {}
         self._assets: dict[str, _Asset] = {}
         for replay in items:
@@ -184,6 +188,7 @@ class StacReplayServer:
     @property
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
+            self._lock.wait_for(lambda: self._in_flight == 0, timeout=LOG_SETTLE_S)
             return list(self._requests)
 
     def bytes_sent(self, path_prefix: str = "") -> int:
@@ -193,9 +198,15 @@ class StacReplayServer:
         with self._lock:
             self._requests.clear()
 
+    def _started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
     def _record(self, entry: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(entry)
+            self._in_flight -= 1
+            self._lock.notify_all()
 
     # -- rendering ----------------------------------------------------------------------------------------
     def _absolute(self, href: str) -> str:
@@ -309,6 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         api_path = path[len(prefix) :] or "/" if prefix and path.startswith(prefix) else path
         paths = (path, api_path)
         status, sent = 500, 0
+        replay._started()  # logged in the finally below, whatever happens while answering
         try:
             scripted = replay.faults.scripted_status(paths)
             if scripted is not None:
