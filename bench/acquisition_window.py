@@ -1,6 +1,7 @@
-"""AOI window of a remote Sentinel-2-sized COG: satlake's ``read_window`` (HTTP Range GETs in 16 KiB blocks through
-a rasterio opener over the polite session) against the two things a user would do instead, on the same file served
-by the STAC replay server, for square centred AOIs of 1 %, 5 % and 25 % of the scene:
+"""AOI window of a remote Sentinel-2-sized COG: satlake's ``read_window`` (HTTP Range GETs through a rasterio opener
+over the polite session: the header in 16 KiB blocks, then one request per row of tiles under the window, at most 4
+at a time) against the two things a user would do instead, on the same file served by the STAC replay server, for
+square centred AOIs of 1 %, 5 % and 25 % of the scene:
 
 - GDAL's own ``/vsicurl/`` through rasterio (``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``, GDAL's defaults
   otherwise), reading the same window: what rioxarray, odc-stac and stackstac do underneath;
@@ -34,8 +35,9 @@ from shapely.geometry import box, mapping, shape
 from bench.common import SIZES, comparison, print_table, run_isolated, write_result
 from satlake.acquisition import stac_replay
 from satlake.acquisition.http import ByteBudget, PoliteSession
+from satlake.acquisition.remote_file import BLOCK_BYTES
 from satlake.acquisition.stac_replay import ReplayItem, StacReplayServer
-from satlake.acquisition.window import BLOCK_BYTES, aoi_window, read_window
+from satlake.acquisition.window import aoi_window, read_window
 
 NAME = "acquisition_window"
 # 10980 is Sentinel-2's 10 m band; 2060 the smoke size (as the COG benchmark's).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -153,6 +154,9 @@ class PoliteSession:
         self.bytes_received = 0
         self.retries = 0
         self.slept_s: list[float] = []
+        # read_window fetches a window's tile rows from a few threads at once: the counters and the budget's
+        # check-then-count must not lose updates or let two threads take the last request.
+        self._counters = threading.Lock()
         self._session = requests.Session()
         # Retries are ours (with Retry-After and the budget); urllib3 must not retry behind our back.
         adapter = HTTPAdapter(max_retries=0)
@@ -261,12 +265,13 @@ class PoliteSession:
         return redirected
 
     def _spend_one(self, url: str) -> None:
-        if self.requests_made >= self.request_budget:
-            raise BudgetExceeded(
-                f"request budget of {self.request_budget} HTTP requests for this run is spent (next was {url}); "
-                "raise SATLAKE_ACQUISITION_REQUEST_BUDGET or narrow the area/time range"
-            )
-        self.requests_made += 1
+        with self._counters:
+            if self.requests_made >= self.request_budget:
+                raise BudgetExceeded(
+                    f"request budget of {self.request_budget} HTTP requests for this run is spent (next was {url}); "
+                    "raise SATLAKE_ACQUISITION_REQUEST_BUDGET or narrow the area/time range"
+                )
+            self.requests_made += 1
 
     def _backoff(self, attempt: int, response: requests.Response | None, url: str) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
@@ -297,7 +302,8 @@ class PoliteSession:
                 failure = error
                 response = None
             else:
-                self.bytes_received += len(response.content)
+                with self._counters:
+                    self.bytes_received += len(response.content)
                 if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
                     return response
                 failure = HttpError(f"HTTP {response.status_code}")
@@ -305,8 +311,9 @@ class PoliteSession:
                 break
             attempt += 1
             delay = self._backoff(attempt, response, url)
-            self.retries += 1
-            self.slept_s.append(delay)
+            with self._counters:
+                self.retries += 1
+                self.slept_s.append(delay)
             log.info("retrying %s %s in %.1fs (attempt %d): %s", request.method, url, delay, attempt, failure)
             self._sleep(delay)
         if isinstance(failure, requests.exceptions.ChunkedEncodingError):

@@ -1,49 +1,44 @@
-"""Range-read the window of a remote Cloud-Optimized GeoTIFF that covers an area of interest, and write it as a
-local single-band tiled GeoTIFF: only the header and the tiles under the window cross the network.
-
-GDAL reads through a Python file object (rasterio's ``opener=``) whose every byte comes from an HTTP Range GET
-on the polite session, so requests and bytes are counted and the byte budget holds exactly.
+"""Read the window of a remote Cloud-Optimized GeoTIFF that covers an area of interest into a local single-band
+tiled GeoTIFF: plan the window and the rows of tiles under it, prefetch each row as one merged range through
+``remote_file.RemoteFile`` (GDAL asks for one tile at a time), and read and write it with GDAL.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import re
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rasterio
 import rasterio.warp
 from affine import Affine
-from rasterio.abc import FileContainer
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from satlake.acquisition.http import BudgetExceeded, ByteBudget, HttpError, PoliteSession, TruncatedResponse
+from satlake.acquisition.http import BudgetExceeded, ByteBudget, HttpError, PoliteSession
+from satlake.acquisition.remote_file import RemoteFile, RemoteFileContainer, WindowError
 
-__all__ = ["ByteBudget", "NoOverlap", "RemoteFile", "WindowError", "WindowResult", "aoi_window", "read_window"]
+__all__ = ["ByteBudget", "NoOverlap", "WindowError", "WindowResult", "aoi_window", "read_window"]
 
 # AOI edges are densified before reprojection so a long lon/lat edge bends as it does in the raster's CRS.
 _DENSIFY_DEGREES = 0.01
 _TILE = 256
-# GDAL reads a TIFF header in many small pieces; 16 KiB blocks turn them into a few requests without reading
-# much beyond what a window needs (runs of missing blocks are fetched in one request).
-BLOCK_BYTES = 16 * 1024
-# At most this many cached blocks per file (64 MiB), so a whole-scene AOI does not hold the file in memory.
-_MAX_CACHED_BLOCKS = 4096
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-
-
-class WindowError(HttpError):
-    """The window of a remote raster could not be read or written; the message names the href."""
+# The tiles of a COG row lie next to each other (GDAL's COG driver leaves 8 bytes of leader and trailer between
+# them); a gap up to this is fetched with its neighbours rather than costing a request of its own.
+PREFETCH_MERGE_GAP = 16 * 1024
+# Tile-row ranges fetched at once: a few round trips in flight hide latency without hammering one host.
+# Read at each prefetch rather than handed to RemoteFile once, so the read's policy stays in this module.
+PREFETCH_CONCURRENCY = 4
+# Prefetched bytes held at once: a window whose tiles weigh more is read in strips of tile rows, so memory stays
+# bounded whatever the AOI (the prefetched bytes are dropped after each strip).
+PREFETCH_MAX_BYTES = 64 * 1024 * 1024
 
 
 class NoOverlap(WindowError):
@@ -67,198 +62,6 @@ class WindowResult:
     etag: str | None
     dtype: str
     nodata: float | None
-
-
-class RemoteFile:
-    """A remote file read by HTTP Range GETs in aligned blocks, cached (LRU) across the handles GDAL opens."""
-
-    def __init__(self, href: str, session: PoliteSession, budget: ByteBudget, display_href: str | None = None) -> None:
-        self.href = href
-        self.shown = display_href or href
-        self.session = session
-        self.budget = budget
-        self.bytes_fetched = 0
-        self.requests = 0
-        self.etag: str | None = None
-        self.error: Exception | None = None  # the first failure, kept because GDAL swallows it
-        self._size: int | None = None
-        self._blocks: OrderedDict[int, bytes] = OrderedDict()
-
-    @property
-    def size(self) -> int:
-        if self._size is None:
-            self._fetch(0, 0)  # the first block also tells the total size (Content-Range)
-        assert self._size is not None
-        return self._size
-
-    def read(self, offset: int, length: int) -> bytes:
-        """``length`` bytes from ``offset`` (fewer at the end of the file)."""
-        try:
-            end = min(offset + length, self.size)
-            if end <= offset:
-                return b""
-            first, last = offset // BLOCK_BYTES, (end - 1) // BLOCK_BYTES
-            missing = [index for index in range(first, last + 1) if index not in self._blocks]
-            # One request per run of consecutive missing blocks.
-            run_start = None
-            for position, index in enumerate(missing):
-                if run_start is None:
-                    run_start = index
-                if position + 1 == len(missing) or missing[position + 1] != index + 1:
-                    self._fetch(run_start, index)
-                    run_start = None
-            parts = []
-            for index in range(first, last + 1):
-                block = self._blocks[index]
-                self._blocks.move_to_end(index)
-                parts.append(block)
-            data = b"".join(parts)
-            start = offset - first * BLOCK_BYTES
-            return data[start : start + (end - offset)]
-        except Exception as error:
-            if self.error is None:
-                self.error = error
-            raise
-
-    def _fetch(self, first_block: int, last_block: int) -> None:
-        start = first_block * BLOCK_BYTES
-        stop = (last_block + 1) * BLOCK_BYTES - 1
-        if self._size is not None:
-            stop = min(stop, self._size - 1)
-        wanted = stop - start + 1
-        self.budget.ensure(wanted, self.shown)
-        before = self.session.requests_made
-        response = self.session.get(self.href, headers={"Range": f"bytes={start}-{stop}"})
-        self.requests += self.session.requests_made - before
-        body = response.content
-        if response.status_code == 404:
-            raise WindowError(
-                f"asset {self.shown} was not found (HTTP 404); the item lists a file the service no longer has, "
-                "search again or skip this item"
-            )
-        if response.status_code in (401, 403):
-            raise WindowError(
-                f"asset {self.shown} was refused (HTTP {response.status_code}); the href needs signing or "
-                "credentials (Planetary Computer hrefs must be signed through its SAS token endpoint)"
-            )
-        if response.status_code == 200:
-            self.budget.charge(len(body), self.shown)
-            raise WindowError(
-                f"asset {self.shown} answered a Range request with the whole file (HTTP 200, {len(body)} bytes); "
-                "the server does not support range reads, which satlake needs to fetch only the AOI window"
-            )
-        if response.status_code != 206:
-            raise WindowError(
-                f"asset {self.shown} answered HTTP {response.status_code} to bytes={start}-{stop}: "
-                f"{response.text[:200]!r}"
-            )
-        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", "").strip())
-        if not match or match.group(3) == "*":
-            raise WindowError(
-                f"asset {self.shown} sent a partial response without a usable Content-Range "
-                f"({response.headers.get('Content-Range')!r}); the server's range support is broken"
-            )
-        got_start, got_stop, total = int(match.group(1)), int(match.group(2)), int(match.group(3))
-        if self._size is None:
-            self._size = total
-            stop = min(stop, total - 1)
-        elif total != self._size:
-            raise WindowError(f"asset {self.shown} changed size during the read ({self._size} -> {total} bytes)")
-        etag = response.headers.get("ETag")
-        if self.etag is None:
-            self.etag = etag
-        elif etag is not None and etag != self.etag:
-            raise WindowError(f"asset {self.shown} changed during the read (ETag {self.etag} -> {etag}); retry")
-        self.budget.charge(len(body), self.shown)
-        self.bytes_fetched += len(body)
-        if got_start != start or got_stop != stop or len(body) != stop - start + 1:
-            raise TruncatedResponse(
-                f"asset {self.shown}: asked bytes {start}-{stop}, got {len(body)} bytes for range "
-                f"{got_start}-{got_stop}; the transfer was cut short, retry later"
-            )
-        for index in range(first_block, last_block + 1):
-            offset = index * BLOCK_BYTES - start
-            self._blocks[index] = body[offset : offset + BLOCK_BYTES]
-        while len(self._blocks) > _MAX_CACHED_BLOCKS:
-            self._blocks.popitem(last=False)
-
-
-class _RemoteHandle(io.RawIOBase):
-    """One GDAL file handle on a RemoteFile: its own position, the shared block cache."""
-
-    def __init__(self, remote: RemoteFile) -> None:
-        super().__init__()
-        self._remote = remote
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            self._position = offset
-        elif whence == io.SEEK_CUR:
-            self._position += offset
-        elif whence == io.SEEK_END:
-            self._position = self._remote.size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        return self._position
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = max(0, self._remote.size - self._position)
-        try:
-            data = self._remote.read(self._position, size)
-        except Exception:
-            # An exception crossing GDAL's C++ callbacks can abort the process; a short read makes GDAL fail
-            # cleanly, and read_window raises the error RemoteFile kept.
-            return b""
-        self._position += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-class RemoteFileContainer(FileContainer):
-    """The rasterio opener for one remote file: GDAL sees exactly one file, so probes for sidecars cost nothing."""
-
-    def __init__(self, remote: RemoteFile) -> None:
-        self._remote = remote
-
-    def open(self, path: str, mode: str = "rb", **kwds: Any) -> _RemoteHandle:
-        if path != self._remote.href or "w" in mode or "+" in mode:
-            raise FileNotFoundError(path)
-        return _RemoteHandle(self._remote)
-
-    def isfile(self, path: str) -> bool:
-        return path == self._remote.href
-
-    def isdir(self, path: str) -> bool:
-        return False
-
-    def ls(self, path: str) -> list[str]:
-        return []
-
-    def mtime(self, path: str) -> int:
-        return 0
-
-    def size(self, path: str) -> int:
-        if path != self._remote.href:
-            raise FileNotFoundError(path)
-        return self._remote.size
-
-    def rm(self, path: str) -> None:
-        raise PermissionError(f"{path} is read-only")
 
 
 def _crs_text(crs: CRS) -> str:
@@ -295,6 +98,85 @@ def aoi_window(geometry_lonlat: BaseGeometry, crs: CRS, transform: Affine, width
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
+@dataclass(frozen=True)
+class _TileRow:
+    """One row of the window's tiles: the window rows it covers and its merged byte ranges ``[start, end)``."""
+
+    first_row: int  # raster rows first_row..stop_row-1, clipped to the window
+    stop_row: int
+    ranges: tuple[tuple[int, int], ...]
+
+    @property
+    def size(self) -> int:
+        return sum(end - start for start, end in self.ranges)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Ranges ``[start, end)`` sorted, those at most PREFETCH_MERGE_GAP bytes apart joined (gap included)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start - merged[-1][1] <= PREFETCH_MERGE_GAP:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+def _tile_rows(src: Any, window: Window, bands: Sequence[int]) -> list[_TileRow] | None:
+    """The window's tile rows with the byte ranges of their tiles (GDAL's ``BLOCK_OFFSET_x_y``/``BLOCK_SIZE_x_y``
+    TIFF metadata, read from the header GDAL parsed), or None when the file does not expose them (a stripped or
+    otherwise odd TIFF): then GDAL reads it as it asks, block by block."""
+    block_height, block_width = src.block_shapes[bands[0] - 1]
+    # A stripped TIFF's blocks are full-width strips, often a row or a few each: a range per strip would cost more
+    # requests than the block cache's runs of 16 KiB blocks, so GDAL reads it as it asks.
+    stripped = block_width == src.width and block_height != block_width
+    if stripped or any(src.block_shapes[band - 1] != (block_height, block_width) for band in bands):
+        return None
+    row0, col0 = int(window.row_off), int(window.col_off)
+    row1, col1 = row0 + int(window.height), col0 + int(window.width)
+    rows = []
+    for tile_row in range(row0 // block_height, (row1 - 1) // block_height + 1):
+        ranges = []
+        for tile_col in range(col0 // block_width, (col1 - 1) // block_width + 1):
+            for band in bands:
+                offset = src.get_tag_item(f"BLOCK_OFFSET_{tile_col}_{tile_row}", "TIFF", bidx=band)
+                size = src.get_tag_item(f"BLOCK_SIZE_{tile_col}_{tile_row}", "TIFF", bidx=band)
+                if not (offset and size and offset.isdigit() and size.isdigit()):
+                    return None
+                if int(size) > 0:  # a sparse tile (size 0) is nodata that GDAL fills without reading
+                    ranges.append((int(offset), int(offset) + int(size)))
+        first = max(row0, tile_row * block_height)
+        rows.append(_TileRow(first, min(row1, (tile_row + 1) * block_height), _merged(ranges)))
+    return rows
+
+
+def _read_prefetched(src: Any, remote: RemoteFile, window: Window) -> np.ndarray:
+    """Band 1 of ``window``, its tiles prefetched row by row (a strip of rows at a time) before GDAL reads them."""
+    rows = _tile_rows(src, window, (1,))
+    if remote.error is not None:  # looking the offsets up read the header; GDAL may have hidden a failure
+        raise remote.error
+    if rows is None:
+        return src.read(1, window=window)
+    # The exact bytes of every tile under the window, checked once before the first tile request.
+    what = f"the {len(rows)} rows of tiles under the window of {remote.shown}"
+    remote.budget.ensure(sum(row.size for row in rows), what)
+    data = np.empty((int(window.height), int(window.width)), dtype=src.dtypes[0])
+    strips: list[list[_TileRow]] = [[]]
+    for row in rows:
+        if strips[-1] and sum(held.size for held in strips[-1]) + row.size > PREFETCH_MAX_BYTES:
+            strips.append([])
+        strips[-1].append(row)
+    for strip in strips:
+        remote.prefetch([byte_range for row in strip for byte_range in row.ranges], PREFETCH_CONCURRENCY)
+        first, stop = strip[0].first_row - int(window.row_off), strip[-1].stop_row - int(window.row_off)
+        part = Window(window.col_off, window.row_off + first, window.width, stop - first)
+        src.read(1, window=part, out=data[first:stop])
+        remote.drop_prefetched()
+        if remote.error is not None:
+            raise remote.error
+    return data
+
+
 def read_window(
     href: str,
     aoi_geometry_lonlat: BaseGeometry,
@@ -325,7 +207,7 @@ def read_window(
             rasterio.open(href, opener=container) as src,
         ):
             window = aoi_window(aoi_geometry_lonlat, src.crs, src.transform, src.width, src.height)
-            data = src.read(1, window=window)
+            data = _read_prefetched(src, remote, window)
             profile: dict[str, Any] = {
                 "driver": "GTiff",
                 "dtype": src.dtypes[0],
