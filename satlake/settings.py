@@ -188,3 +188,19 @@ class Settings:
             automation_running=automation == "running",
             partitions_start=partitions_start,
         )
+
+
+def endpoint_environment(settings: Settings) -> dict[str, str]:
+    """The variables that point another satlake process at ``settings``' servers: the inverse of ``from_env``
+    for every address and port (a test's isolated stack, a benchmark's subprocess)."""
+    return {
+        "SATLAKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "SATLAKE_S3_ENDPOINT": settings.s3_endpoint,
+        "SATLAKE_TRINO_HOST": settings.trino_host,
+        "SATLAKE_TRINO_PORT": str(settings.trino_port),
+        "SATLAKE_POSTGRES_HOST": settings.postgres_host,
+        "SATLAKE_POSTGRES_PORT": str(settings.postgres_port),
+        "SATLAKE_PROMETHEUS_PORT": str(settings.prometheus_port),
+        "SATLAKE_ALERTMANAGER_PORT": str(settings.alertmanager_port),
+        "SATLAKE_METRICS_PORT": str(settings.metrics_port),
+    }
