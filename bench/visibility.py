@@ -146,8 +146,9 @@ def run(size: str, rate: int, root: Path) -> tuple[list[dict[str, Any]], list[di
     ingestion = subprocess.Popen(
         [sys.executable, "-m", "satlake", "ingest", "--follow", "--stack"],
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=(root / "ingest.log").open("w"),
+        # Its report (the "following ..." line first) and any error, in one file.
+        stdout=(root / "ingest.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
     polls: list[tuple[float, dict[int, int]]] = []
     try:

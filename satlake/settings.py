@@ -250,3 +250,19 @@ class Settings:
             acquisition_request_budget=integer("SATLAKE_ACQUISITION_REQUEST_BUDGET", 2000),
             acquisition_byte_budget=integer("SATLAKE_ACQUISITION_BYTE_BUDGET", 2_000_000_000),
         )
+
+
+def endpoint_environment(settings: Settings) -> dict[str, str]:
+    """The variables that point another satlake process at ``settings``' servers: the inverse of ``from_env``
+    for every address and port (a test's isolated stack, a benchmark's subprocess)."""
+    return {
+        "SATLAKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "SATLAKE_S3_ENDPOINT": settings.s3_endpoint,
+        "SATLAKE_TRINO_HOST": settings.trino_host,
+        "SATLAKE_TRINO_PORT": str(settings.trino_port),
+        "SATLAKE_POSTGRES_HOST": settings.postgres_host,
+        "SATLAKE_POSTGRES_PORT": str(settings.postgres_port),
+        "SATLAKE_PROMETHEUS_PORT": str(settings.prometheus_port),
+        "SATLAKE_ALERTMANAGER_PORT": str(settings.alertmanager_port),
+        "SATLAKE_METRICS_PORT": str(settings.metrics_port),
+    }

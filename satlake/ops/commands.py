@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from satlake.cli_support import CliError, settings_from_args
+from satlake.cli_support import CliError, report_for, settings_from_args
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -25,17 +25,16 @@ def cmd_metrics_serve(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{port} ({error.strerror}): "
             "choose another port with --port or SATLAKE_METRICS_PORT"
         ) from None
-    print(
+    report_for(args).line(
         f"satlake metrics: serving http://{args.host}:{port}/metrics "
-        f"({settings.mode.value} mode, root {settings.root}); Ctrl-C stops it",
-        flush=True,
+        f"({settings.mode.value} mode, root {settings.root}); Ctrl-C stops it"
     )
     try:
         threading.Event().wait(args.seconds)
     except KeyboardInterrupt:
         pass
     finally:
-        server.shutdown()
+        server.close()
     return 0
 
 

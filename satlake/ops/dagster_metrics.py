@@ -4,8 +4,13 @@ asset check (the latest one as a gauge, all failures as a counter).
 Counters must never go down (Prometheus reads a drop as a restart and ``increase`` would report a burst of
 failures that never happened), so they are not recomputed from a window of recent history. The collector
 follows the event log instead: each scrape reads only the run-finished and check-evaluation events stored
-since the previous scrape (storage ids only grow), in pages, and adds them to totals it keeps. The first
-scrape after the exporter starts reads the whole history once, page by page.
+since the previous scrape, in pages, and adds them to totals it keeps. The first scrape after the exporter
+starts reads the whole history once, page by page.
+
+Events are followed by timestamp, not by storage id: the default SQLite storage keeps one database per run, so
+its storage ids repeat across runs and it refuses an id cursor. Each scrape reads again from a little before
+the newest timestamp seen (``OVERLAP_S``, for events written slightly out of order) and counts an event, known by
+its run and storage id, only once.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import bisect
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
@@ -25,6 +31,9 @@ from satlake.ops import names
 ErrorCounter = Callable[[str, Exception], None]
 # Events read per query: a long history is read in pages, never in one query.
 PAGE_SIZE = 1000
+# How far back each scrape reads again: events of concurrent runs can be stored slightly out of time order.
+OVERLAP_S = 120.0
+EventId = tuple[str, int]  # (run id, storage id): storage ids alone repeat across the runs' databases
 RUN_FINISHED = {
     DagsterEventType.RUN_SUCCESS: dg.DagsterRunStatus.SUCCESS,
     DagsterEventType.RUN_FAILURE: dg.DagsterRunStatus.FAILURE,
@@ -52,6 +61,31 @@ class RunDurations:
         return cumulative
 
 
+@dataclass
+class EventFollower:
+    """Where one event type has been read up to: the newest timestamp, and the events seen near it."""
+
+    newest: float | None = None
+    seen: dict[EventId, float] = field(default_factory=dict)
+
+    def take_new(self, records: Sequence[dg.EventLogRecord]) -> list[dg.EventLogRecord]:
+        """The records not seen before (recorded as seen now)."""
+        new = []
+        for record in records:
+            key = (record.event_log_entry.run_id, record.storage_id)
+            if key not in self.seen:
+                self.seen[key] = record.timestamp
+                new.append(record)
+                self.newest = record.timestamp if self.newest is None else max(self.newest, record.timestamp)
+        return new
+
+    def forget_old(self) -> None:
+        """Keep only what a later read can return again (events within the overlap of the newest)."""
+        if self.newest is not None:
+            horizon = self.newest - OVERLAP_S
+            self.seen = {key: at for key, at in self.seen.items() if at >= horizon}
+
+
 class DagsterCollector(Collector):
     """Run and asset-check metrics of one Dagster instance, kept up to date from its event log."""
 
@@ -59,10 +93,9 @@ class DagsterCollector(Collector):
         self.instance = instance
         self.on_error = on_error
         self._lock = threading.Lock()  # scrapes may overlap; each event is counted once
-        self._run_cursors: dict[DagsterEventType, int | None] = dict.fromkeys(RUN_FINISHED)
+        self._followers: dict[DagsterEventType, EventFollower] = {}
         self._outcomes: Counter[tuple[str, str]] = Counter()
         self._durations = RunDurations(names.RUN_DURATION_BUCKETS)
-        self._check_cursor: int | None = None
         self._latest_check: dict[tuple[str, str], tuple[bool, str]] = {}  # passed, the check's severity
         self._check_failures: Counter[tuple[str, str]] = Counter()
 
@@ -76,20 +109,25 @@ class DagsterCollector(Collector):
                 continue
             yield from metrics
 
-    def _new_events(self, event_type: DagsterEventType, after: int | None) -> Iterator[dg.EventLogRecord]:
-        """Events of ``event_type`` stored after the storage id ``after``, oldest first, page by page."""
+    def _new_events(self, event_type: DagsterEventType) -> list[dg.EventLogRecord]:
+        """Events of ``event_type`` not counted yet, oldest first, read page by page."""
+        follower = self._followers.setdefault(event_type, EventFollower())
+        after = None if follower.newest is None else follower.newest - OVERLAP_S
+        new: list[dg.EventLogRecord] = []
         while True:
             page = self.instance.event_log_storage.get_event_records(
-                dg.EventRecordsFilter(event_type=event_type, after_cursor=after), limit=PAGE_SIZE, ascending=True
+                dg.EventRecordsFilter(event_type=event_type, after_timestamp=after), limit=PAGE_SIZE, ascending=True
             )
-            yield from page
-            if len(page) < PAGE_SIZE:
-                return
-            after = page[-1].storage_id
+            new += follower.take_new(page)
+            if len(page) < PAGE_SIZE or page[-1].timestamp == after:
+                break
+            after = page[-1].timestamp
+        follower.forget_old()
+        return new
 
     def _count_new_runs(self) -> None:
         for event_type, status in RUN_FINISHED.items():
-            records = list(self._new_events(event_type, self._run_cursors[event_type]))
+            records = self._new_events(event_type)
             for start in range(0, len(records), PAGE_SIZE):
                 chunk = records[start : start + PAGE_SIZE]
                 runs = self.instance.get_run_records(
@@ -100,7 +138,6 @@ class DagsterCollector(Collector):
                     self._outcomes[(job, status.value)] += 1
                     if run.start_time is not None and run.end_time is not None:
                         self._durations.observe(job, max(run.end_time - run.start_time, 0.0))
-                self._run_cursors[event_type] = chunk[-1].storage_id
 
     def _runs(self) -> Iterator[Metric]:
         self._count_new_runs()
@@ -115,8 +152,7 @@ class DagsterCollector(Collector):
         yield from (runs, durations)
 
     def _checks(self) -> Iterator[Metric]:
-        for record in self._new_events(DagsterEventType.ASSET_CHECK_EVALUATION, self._check_cursor):
-            self._check_cursor = record.storage_id
+        for record in self._new_events(DagsterEventType.ASSET_CHECK_EVALUATION):
             event = record.event_log_entry.dagster_event
             if event is None:
                 continue

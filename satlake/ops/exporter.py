@@ -62,7 +62,28 @@ def build_exporter(
     return exporter
 
 
-def serve_metrics(exporter: Exporter, host: str, port: int) -> WSGIServer:
-    """Serve ``/metrics`` on ``host:port`` in a background thread; returns the server (``shutdown()`` stops it)."""
+@dataclass
+class MetricsServer:
+    """``/metrics`` served in a background thread; ``close()`` stops it and frees the port at once."""
+
+    server: WSGIServer
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()  # shutdown() alone leaves the socket bound until garbage collection
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def serve_metrics(exporter: Exporter, host: str, port: int) -> MetricsServer:
+    """Serve ``/metrics`` on ``host:port`` in a background thread."""
     server, _thread = start_http_server(port, addr=host, registry=exporter.registry)
-    return server
+    return MetricsServer(server)

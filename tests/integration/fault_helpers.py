@@ -40,7 +40,7 @@ from satlake.resources.object_store import ObjectStore, build_scene_stores
 from satlake.resources.trino import TrinoLake
 from satlake.scenes.assets import SCENE_KEYS_TAG, catalog_items, gold_ndvi, gold_quicklooks, raw_scenes, silver_cogs
 from satlake.scenes.tables import CATALOG_ITEMS, GOLD_NDVI, GOLD_QUICKLOOKS, RAW_SCENES, SILVER_COGS
-from satlake.settings import Settings
+from satlake.settings import Settings, endpoint_environment
 from satlake.stack.lifecycle import stack_up
 from satlake.telemetry.codec import decode_event_fields
 from satlake.telemetry.tables import RAW_TELEMETRY_EVENTS
@@ -70,16 +70,12 @@ def process_environment(settings: Settings) -> dict[str, str]:
             "SATLAKE_ROOT": str(settings.root),
             "SATLAKE_STACK_DIR": str(settings.stack_home),
             "SATLAKE_SECRETS_FILE": str(settings.secrets_file),
-            "SATLAKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "SATLAKE_S3_ENDPOINT": settings.s3_endpoint,
+            **endpoint_environment(settings),
             "SATLAKE_S3_REGION": settings.s3_region,
             "SATLAKE_S3_ACCESS_KEY": settings.s3_access_key or "",
             "SATLAKE_S3_SECRET_KEY": settings.s3_secret_key or "",
             "SATLAKE_LAKE_BUCKET": settings.lake_bucket,
             "SATLAKE_LANDING_BUCKET": settings.landing_bucket,
-            "SATLAKE_TRINO_HOST": settings.trino_host,
-            "SATLAKE_TRINO_PORT": str(settings.trino_port),
-            "SATLAKE_POSTGRES_PORT": str(settings.postgres_port),
             "SATLAKE_TELEMETRY_TOPIC": settings.telemetry_topic,
         }
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import visibility
-from satlake.settings import Settings
+from satlake.settings import Settings, endpoint_environment
 
 
 def test_every_published_event_becomes_visible_in_trino(
@@ -18,11 +18,7 @@ def test_every_published_event_becomes_visible_in_trino(
     for name, value in {
         "SATLAKE_MODE": "stack",
         "SATLAKE_ROOT": str(stack.root),
-        "SATLAKE_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-        "SATLAKE_S3_ENDPOINT": stack.s3_endpoint,
-        "SATLAKE_TRINO_HOST": stack.trino_host,
-        "SATLAKE_TRINO_PORT": str(stack.trino_port),
-        "SATLAKE_POSTGRES_PORT": str(stack.postgres_port),
+        **endpoint_environment(stack),
     }.items():
         monkeypatch.setenv(name, value)
     out = visibility.main(

@@ -76,5 +76,5 @@ def test_every_dashboard_panel_returns_series_after_a_stack_demo(stack: Settings
         }
         assert scenes["landed"] >= scenes["converted"] > 0
     finally:
-        server.shutdown()
+        server.close()
         instance.dispose()

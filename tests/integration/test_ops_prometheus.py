@@ -58,6 +58,7 @@ def webhook() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/alerts"
     server.shutdown()
+    server.server_close()
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout_s: float = 90.0) -> Any:
@@ -119,5 +120,5 @@ def test_a_failing_check_pages_through_prometheus_and_alertmanager(
         assert alerts[0]["labels"]["severity"] == "critical"
         assert "ops_probe_reconciles on ops_probe_table failed" in alerts[0]["annotations"]["summary"]
     finally:
-        server.shutdown()
+        server.close()
         CHECK_OUTCOME["passed"] = True

@@ -23,9 +23,9 @@ from minio.error import MinioAdminException
 
 from satlake.resources import s3_storage_options
 from satlake.resources.trino import TrinoLake, TrinoLakeError
-from satlake.settings import Settings, read_secrets_file
+from satlake.settings import Settings, endpoint_environment, read_secrets_file
 from satlake.stack.access import ADMIN, OPS, ROLES, SCIENCE, TELEMETRY_SCHEMAS
-from satlake.stack.config import StackConfig
+from satlake.stack.config import SERVERS, StackConfig
 from satlake.stack.credentials import (
     ACCESS_KEY_VAR,
     SECRET_KEY_VAR,
@@ -485,11 +485,7 @@ def satlake_environment(stack: Settings, credentials: StackCredentials, **overri
         "SATLAKE_MODE": "stack",
         "SATLAKE_ROOT": str(stack.root),
         "SATLAKE_SECRETS_FILE": str(stack.secrets_file),
-        "SATLAKE_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-        "SATLAKE_S3_ENDPOINT": stack.s3_endpoint,
-        "SATLAKE_TRINO_HOST": stack.trino_host,
-        "SATLAKE_TRINO_PORT": str(stack.trino_port),
-        "SATLAKE_POSTGRES_PORT": str(stack.postgres_port),
+        **endpoint_environment(stack),
         "SATLAKE_S3_ACCESS_KEY": credentials.pipeline.access_key,
         "SATLAKE_S3_SECRET_KEY": credentials.pipeline.secret_key,
         **({"SATLAKE_STACK_DIR": str(stack.stack_dir)} if stack.stack_dir else {}),
@@ -551,7 +547,7 @@ def test_no_credential_reaches_any_output_or_log(
     }
     exits = {name: completed.returncode for name, completed in runs.items()}
     assert exits == {**dict.fromkeys(runs, 0), "failing query": 2, "wrong secret": 2}, runs
-    assert runs["stack up"].stdout.count("already running") == 4  # Kafka, MinIO, Trino, PostgreSQL
+    assert runs["stack up"].stdout.count("already running") == len(SERVERS)  # every server of the stack
     assert runs["query trino"].stdout.split() == runs["query duckdb"].stdout.split() == ["n", "-", "2", "(1", "row)"]
     # dbt really read the Delta table on MinIO with the pipeline's key.
     assert re.search(r"^\| +2 \|$", runs["dbt show"].stdout, re.MULTILINE), runs["dbt show"].stdout[-2000:]

@@ -11,6 +11,7 @@ import pytest
 
 from satlake.settings import Settings
 from satlake.stack import StackError, stack_status, stack_up
+from satlake.stack.config import SERVERS
 from satlake.stack.credentials import ACCESS_KEY_VAR, SECRET_KEY_VAR
 
 pytestmark = pytest.mark.integration
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_every_server_is_running_and_healthy(stack: Settings) -> None:
     statuses = {status.name: status for status in stack_status(stack)}
-    assert sorted(statuses) == ["kafka", "minio", "postgres", "trino"]
+    assert sorted(statuses) == sorted(SERVERS) == ["alertmanager", "kafka", "minio", "postgres", "prometheus", "trino"]
     for status in statuses.values():
         assert status.running and status.healthy, status
         assert status.pid is not None and Path(f"/proc/{status.pid}").exists()
@@ -34,7 +35,7 @@ def test_second_up_only_checks_health_and_keeps_the_same_processes(stack: Settin
     stack_up(stack, progress=messages.append)
     assert time.monotonic() - started < 30
     assert {status.name: status.pid for status in stack_status(stack)} == before
-    assert sum("already running" in message for message in messages) == 4
+    assert sum("already running" in message for message in messages) == len(SERVERS)
 
 
 def test_generated_credentials_are_private_and_never_printed(stack: Settings) -> None:

@@ -22,7 +22,7 @@ from satlake.resources import SatlakeResources, build_resources
 from satlake.resources.query import DuckDbLakeQuery
 from satlake.resources.trino import TrinoLake, TrinoLakeError
 from satlake.runner import run_pending_work
-from satlake.settings import Settings
+from satlake.settings import Settings, endpoint_environment
 from satlake.telemetry.ingest import ingest_until_caught_up
 from satlake.telemetry.producer import publish_records, simulate_telemetry
 from satlake.telemetry.tables import BRONZE_TELEMETRY, RAW_TELEMETRY_EVENTS
@@ -38,13 +38,9 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         **os.environ,
         "SATLAKE_MODE": "stack",
         "SATLAKE_ROOT": str(settings.root),
-        "SATLAKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "SATLAKE_S3_ENDPOINT": settings.s3_endpoint,
+        **endpoint_environment(settings),
         "SATLAKE_S3_ACCESS_KEY": settings.s3_access_key or "",
         "SATLAKE_S3_SECRET_KEY": settings.s3_secret_key or "",
-        "SATLAKE_TRINO_HOST": settings.trino_host,
-        "SATLAKE_TRINO_PORT": str(settings.trino_port),
-        "SATLAKE_POSTGRES_PORT": str(settings.postgres_port),
         "SATLAKE_TELEMETRY_TOPIC": settings.telemetry_topic,
     }
 

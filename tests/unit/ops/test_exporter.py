@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -184,9 +185,16 @@ def test_a_source_that_fails_is_counted_and_hides_nothing_else(settings: Setting
 def test_run_and_check_counters_only_grow_and_read_each_event_once(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with ExitStack() as stack:
+        counters_only_grow(settings, monkeypatch, stack)
+
+
+def counters_only_grow(settings: Settings, monkeypatch: pytest.MonkeyPatch, stack: ExitStack) -> None:
     # Pages of two events: a history longer than a page is read in full, and later scrapes add only what is new.
+    # An on-disk instance, as `satlake run` and the daemon use: its SQLite event log keeps one database per run.
     monkeypatch.setattr(dagster_metrics, "PAGE_SIZE", 2)
-    instance = dg.DagsterInstance.ephemeral()
+    instance = stack.enter_context(dg.instance_for_test())
+    assert instance.event_log_storage.is_run_sharded
     exporter = build_exporter(settings, instance)
     for _ in range(3):
         dg.materialize([tiny_table, rows_present, rows_reconcile], instance=instance, raise_on_error=False)
