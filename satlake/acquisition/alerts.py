@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from pyproj import CRS, Transformer
-from shapely import ops, wkb
+from shapely import wkb
 from shapely.geometry.base import BaseGeometry
 
 from satlake.acquisition.aoi import AreaOfInterest
@@ -43,7 +43,7 @@ class AlertPart:
 
 def _projected(geometry_lonlat: BaseGeometry, epsg: int) -> BaseGeometry:
     to_native = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_epsg(epsg), always_xy=True)
-    return ops.transform(to_native.transform, geometry_lonlat)
+    return shapely.transform(geometry_lonlat, to_native.transform, interleaved=False)
 
 
 def alert_parts(polygons: pa.Table, aois: Sequence[AreaOfInterest]) -> list[AlertPart]:
@@ -71,7 +71,9 @@ def alert_parts(polygons: pa.Table, aois: Sequence[AreaOfInterest]) -> list[Aler
                     polygon_index=row["polygon_index"],
                     area_ha=area_ha,
                     polygon_area_ha=row["area_ha"],
-                    geometry_lonlat=shapely.make_valid(ops.transform(to_lonlat.transform, inside)),
+                    geometry_lonlat=shapely.make_valid(
+                        shapely.transform(inside, to_lonlat.transform, interleaved=False)
+                    ),
                 )
             )
     return parts
