@@ -17,9 +17,10 @@ from satlake.reporting import Report
 from satlake.resources import build_resources
 from satlake.runner import LEGACY_STATE_FILE, run_failures, run_pending_work
 from satlake.scenes.commands import produce_scene_files, put_files
+from satlake.scenes.landing import wait_for_announcements
 from satlake.scenes.synthetic import clearing_plan
 from satlake.scenes.tables import CATALOG_ITEMS, GOLD_FOREST_CHANGE, SCENE_REJECTS
-from satlake.settings import Settings
+from satlake.settings import Mode, Settings
 
 DEMO_TILES = 2
 DEMO_SIZE = 256
@@ -27,6 +28,8 @@ DEMO_SEED = 7
 DEMO_DATES = 4
 LANDSAT_FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "landsat8"
 CORRUPT_NAME = "demo_corrupt.tif"
+# MinIO usually announces an upload within a second; a loaded machine can take much longer.
+ANNOUNCEMENT_WAIT_S = 120.0
 
 
 def landsat_fixture_files(directory: Path = LANDSAT_FIXTURE) -> list[Path]:
@@ -56,7 +59,15 @@ def land_demo_scenes(
         landsat = landsat_fixture_files()
         say(f"landing {len(paths) - 1} synthetic scenes (Mars among them), "
             f"a corrupt TIFF{' and the Landsat 8 fixture' if landsat else ''}")  # fmt: skip
+        resources = build_resources(settings)
+        topic = settings.object_events_topic
+        before = resources.event_log.end_offsets(topic) if resources.event_log.partitions(topic) else {}
         count = put_files(settings, paths + landsat, say=lambda _line: None)
+        if settings.mode is Mode.STACK:  # MinIO announces the uploads on Kafka, a moment after each put
+            arrived = wait_for_announcements(resources.event_log, topic, before, count, ANNOUNCEMENT_WAIT_S)
+            if arrived < count:
+                say(f"  only {arrived} of {count} uploads announced on {topic} after {ANNOUNCEMENT_WAIT_S:.0f} s; "
+                    "the rest are processed by the next `satlake run`")  # fmt: skip
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"files": count, "landed_at": time.time()}))
     return count

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,3 +194,18 @@ def put_scene_files(
 def announce_existing_key(event_log: EventLog, topic: str, bucket: str, key: str, size_bytes: int) -> int:
     """Announce an object whose key cannot be stored as a file (an unsafe key), as MinIO would still do."""
     return announce_objects(event_log, topic, bucket, [StoredObject(key=key, size_bytes=size_bytes, etag="")])
+
+
+def wait_for_announcements(
+    event_log: EventLog, topic: str, before: Mapping[int, int], count: int, timeout_s: float
+) -> int:
+    """Wait until ``count`` more events than ``before`` (end offsets) are on ``topic``, or ``timeout_s``; returns
+    how many arrived. MinIO publishes its bucket notifications after the upload returns: a pass of the sensors
+    started at once could see none of them and end quiet, so whoever lands and then runs waits for them first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        now = event_log.end_offsets(topic) if event_log.partitions(topic) else {}
+        arrived = sum(now.values()) - sum(before.values())
+        if arrived >= count or time.monotonic() >= deadline:
+            return arrived
+        time.sleep(0.25)

@@ -126,3 +126,22 @@ def test_run_key_changes_only_when_content_changes() -> None:
     key = scene_run_key(plan.ready[0], plan.etags)
     assert key == scene_run_key(again.ready[0], again.etags)
     assert key != scene_run_key(changed.ready[0], changed.etags) and key.startswith("a:")
+
+
+def test_landing_waits_for_announcements_that_arrive_after_the_upload(tmp_path: Path) -> None:
+    import threading
+
+    from satlake.resources.event_log import OutgoingRecord
+    from satlake.scenes.landing import wait_for_announcements
+
+    log = LocalEventLog(tmp_path / "log", fsync=False)
+    log.create_topic("events", 1)
+    log.append("events", [OutgoingRecord(b"earlier")])
+    before = log.end_offsets("events")
+    # Two announcements arrive a moment after the uploads, as MinIO's do.
+    late = threading.Timer(0.5, lambda: log.append("events", [OutgoingRecord(b"a"), OutgoingRecord(b"b")]))
+    late.start()
+    assert wait_for_announcements(log, "events", before, 2, timeout_s=10) == 2
+    late.join()
+    # A third never comes: the wait ends at its timeout with what did arrive.
+    assert wait_for_announcements(log, "events", before, 3, timeout_s=0.5) == 2
