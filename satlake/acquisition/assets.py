@@ -19,7 +19,7 @@ from satlake.acquisition.tables import ACQUISITION_REQUESTS, ACQUISITIONS, ACQUI
 from satlake.resources.event_log import EventLog
 from satlake.resources.lakehouse import Lakehouse
 from satlake.resources.object_store import ObjectStore
-from satlake.scenes.landing import announce_objects
+from satlake.scenes.landing import ANNOUNCEMENT_WAIT_S, announce_objects, wait_for_announcements
 from satlake.settings import Settings
 
 ACQUISITION_PARTITIONS = dg.DynamicPartitionsDefinition(name="acquisition_requests")
@@ -75,10 +75,18 @@ def raw_acquisitions(
     downloader = Downloader(
         AcquisitionPlan.of(request, aoi, source), settings, object_store, landing_store, landed_before, context.log.info
     )
+    topic = settings.object_events_topic
+    before = event_log.end_offsets(topic) if event_log.partitions(topic) else {}
     report = downloader.run()
     _replace_request_rows(lakehouse, request_id, report.rows)
     if report.landed and not landing_store.announces_uploads:
-        announce_objects(event_log, settings.object_events_topic, landing_store.bucket, report.landed)
+        announce_objects(event_log, topic, landing_store.bucket, report.landed)
+    elif report.landed:
+        # MinIO announces each upload a moment after it: the run ends once they are on the topic, so the next
+        # pass of the scene sensor sees the scenes this request landed.
+        arrived = wait_for_announcements(event_log, topic, before, len(report.landed), ANNOUNCEMENT_WAIT_S)
+        if arrived < len(report.landed):
+            context.log.warning(f"only {arrived} of {len(report.landed)} landed objects announced on {topic} so far")
     searched = any(row["status"] == SEARCHED for row in report.rows)
     for row in report.rows:
         if row["status"] == REJECTED:

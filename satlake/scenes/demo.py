@@ -17,7 +17,7 @@ from satlake.reporting import Report
 from satlake.resources import build_resources
 from satlake.runner import LEGACY_STATE_FILE, run_failures, run_pending_work
 from satlake.scenes.commands import produce_scene_files, put_files
-from satlake.scenes.landing import wait_for_announcements
+from satlake.scenes.landing import ANNOUNCEMENT_WAIT_S, wait_for_announcements
 from satlake.scenes.synthetic import clearing_plan
 from satlake.scenes.tables import CATALOG_ITEMS, GOLD_FOREST_CHANGE, SCENE_REJECTS
 from satlake.settings import Mode, Settings
@@ -28,8 +28,6 @@ DEMO_SEED = 7
 DEMO_DATES = 4
 LANDSAT_FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "landsat8"
 CORRUPT_NAME = "demo_corrupt.tif"
-# MinIO usually announces an upload within a second; a loaded machine can take much longer.
-ANNOUNCEMENT_WAIT_S = 120.0
 
 
 def landsat_fixture_files(directory: Path = LANDSAT_FIXTURE) -> list[Path]:

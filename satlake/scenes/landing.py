@@ -21,6 +21,8 @@ from satlake.resources.object_keys import validate_object_key
 from satlake.resources.object_store import ObjectStore, StoredObject
 
 OBJECT_CREATED_PUT = "s3:ObjectCreated:Put"
+# MinIO usually announces an upload within a second; a loaded machine can take much longer.
+ANNOUNCEMENT_WAIT_S = 120.0
 OBJECT_EVENTS_PARTITIONS = 1  # one partition keeps announcements in upload order; volumes are small
 
 
