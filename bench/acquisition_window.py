@@ -34,10 +34,10 @@ from shapely.geometry import box, mapping, shape
 
 from bench.common import SIZES, comparison, print_table, run_isolated, write_result
 from satlake.acquisition import stac_replay
-from satlake.acquisition.http import ByteBudget, PoliteSession
 from satlake.acquisition.remote_file import BLOCK_BYTES
 from satlake.acquisition.stac_replay import ReplayItem, StacReplayServer
 from satlake.acquisition.window import aoi_window, read_window
+from satlake.resources.http import ByteBudget, PoliteSession
 
 NAME = "acquisition_window"
 # 10980 is Sentinel-2's 10 m band; 2060 the smoke size (as the COG benchmark's).

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from satlake.acquisition.aoi import AreaOfInterest
-from satlake.acquisition.http import BudgetExceeded, ByteBudget, HttpError, PoliteSession
 from satlake.acquisition.landing import (
     MANIFEST_NAME,
     LandedFile,
@@ -49,6 +48,7 @@ from satlake.acquisition.search import (
 )
 from satlake.acquisition.sources import StacSource
 from satlake.acquisition.window import NoOverlap, WindowResult, read_window
+from satlake.resources.http import BudgetExceeded, ByteBudget, HttpError, PoliteSession
 from satlake.resources.object_store import ObjectStore, StoredObject
 from satlake.settings import Settings
 
@@ -115,7 +115,11 @@ class Downloader:
     ) -> None:
         self.plan, self.settings, self.lake, self.landing, self.say = plan, settings, lake, landing, say
         self.landed_before = landed_before  # (item id, fingerprint) -> the request that landed it
-        self.session = session or PoliteSession.from_settings(settings)
+        self.session = session or PoliteSession(
+            timeout_s=settings.acquisition_timeout_s,
+            max_retries=settings.acquisition_max_retries,
+            request_budget=settings.acquisition_request_budget,
+        )
         self.budget = ByteBudget(settings.acquisition_byte_budget)
         self.sign = href_signer(plan.source, settings.planetary_computer_sas_url, self.session)
         self.report = AcquisitionReport()

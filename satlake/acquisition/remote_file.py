@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from rasterio.abc import FileContainer
 
-from satlake.acquisition.http import ByteBudget, HttpError, PoliteSession, TruncatedResponse
+from satlake.resources.http import ByteBudget, HttpError, PoliteSession, TruncatedResponse
 
 __all__ = ["BLOCK_BYTES", "RemoteFile", "RemoteFileContainer", "WindowError"]
 

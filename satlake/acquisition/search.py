@@ -21,8 +21,8 @@ from pystac_client.stac_api_io import StacApiIO
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from satlake.acquisition.http import HttpError, PoliteSession
 from satlake.acquisition.sources import BAND_ROLES, PLANETARY_COMPUTER, StacSource, band_asset_keys
+from satlake.resources.http import HttpError, PoliteSession
 
 # A token is renewed when it has less than this left, so a long window read never runs on an expired href.
 _TOKEN_MARGIN = timedelta(minutes=5)

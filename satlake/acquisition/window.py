@@ -22,8 +22,8 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from satlake.acquisition.http import BudgetExceeded, ByteBudget, HttpError, PoliteSession
 from satlake.acquisition.remote_file import RemoteFile, RemoteFileContainer, WindowError
+from satlake.resources.http import BudgetExceeded, ByteBudget, HttpError, PoliteSession
 
 __all__ = ["ByteBudget", "NoOverlap", "WindowError", "WindowResult", "aoi_window", "read_window"]
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from satlake.acquisition.http import (
+from satlake.resources.http import (
     BudgetExceeded,
     ByteBudget,
     ByteBudgetExceeded,

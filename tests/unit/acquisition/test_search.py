@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import pytest
 from shapely.geometry import box
 
-from satlake.acquisition.http import BudgetExceeded, PoliteSession
 from satlake.acquisition.search import (
     MissingBands,
     PlanetaryComputerSigner,
@@ -21,6 +20,7 @@ from satlake.acquisition.search import (
 )
 from satlake.acquisition.sources import StacSource
 from satlake.acquisition.stac_replay import Faults, ReplayItem, StacReplayServer, replay_items_from_scenes
+from satlake.resources.http import BudgetExceeded, PoliteSession
 from satlake.scenes.synthetic import make_synthetic_scenes
 
 COLLECTION = "sentinel-2-l2a"

@@ -21,9 +21,9 @@ from shapely.geometry import box
 
 from satlake.acquisition import stac_replay
 from satlake.acquisition import window as window_module
-from satlake.acquisition.http import ByteBudget, ByteBudgetExceeded, PoliteSession, RedirectRefused, TruncatedResponse
 from satlake.acquisition.stac_replay import Faults, ReplayItem, StacReplayServer, replay_items_from_scenes
 from satlake.acquisition.window import NoOverlap, WindowError, read_window
+from satlake.resources.http import ByteBudget, ByteBudgetExceeded, PoliteSession, RedirectRefused, TruncatedResponse
 from satlake.scenes.synthetic import make_synthetic_scenes
 
 COLLECTION = "sentinel-2-l2a"

@@ -1,8 +1,8 @@
-"""The polite HTTP session every acquisition request goes through: timeouts, retries with backoff that honours
-``Retry-After``, a per-run request budget, same-host redirects only, and counters of requests and bytes.
+"""The polite HTTP session every request to a remote service goes through: timeouts, retries with backoff that
+honours ``Retry-After``, a per-run request budget, same-host redirects only, and counters of requests and bytes.
 
-pystac-client uses the same session (``PoliteSession.stac_io()``), so STAC searches and COG range reads share
-one budget and one retry policy.
+Acquisition (STAC searches through pystac-client, COG range reads) and the Mars source share it; each names the
+setting that raises its budget (``budget_hint``), so an exhausted budget says what to change.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
-USER_AGENT = "satlake-acquisition/1 (+https://github.com/satlake)"
+USER_AGENT = "satlake/1 (+https://github.com/satlake)"
 
 
 class HttpError(RuntimeError):
@@ -138,6 +138,7 @@ class PoliteSession:
         backoff_base_s: float = BACKOFF_BASE_S,
         backoff_cap_s: float = BACKOFF_CAP_S,
         sleep: Callable[[float], None] = time.sleep,
+        budget_hint: str = "raise SATLAKE_ACQUISITION_REQUEST_BUDGET or narrow the area/time range",
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
@@ -150,6 +151,7 @@ class PoliteSession:
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self._sleep = sleep
+        self.budget_hint = budget_hint
         self.requests_made = 0
         self.bytes_received = 0
         self.retries = 0
@@ -163,16 +165,6 @@ class PoliteSession:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = USER_AGENT
-
-    @classmethod
-    def from_settings(cls, settings: Any, allowed_hosts: set[str] | None = None) -> PoliteSession:
-        """A session with the run's limits from ``Settings`` (acquisition_timeout_s, _max_retries, _request_budget)."""
-        return cls(
-            timeout_s=settings.acquisition_timeout_s,
-            max_retries=settings.acquisition_max_retries,
-            request_budget=settings.acquisition_request_budget,
-            allowed_hosts=allowed_hosts,
-        )
 
     @property
     def requests_left(self) -> int:
@@ -226,12 +218,6 @@ class PoliteSession:
             "check the URL in a browser"
         )
 
-    def stac_io(self) -> Any:
-        """A pystac-client ``StacApiIO`` whose requests go through this session (budget, retries, counters)."""
-        from satlake.acquisition.search import PoliteStacIO  # search imports pystac-client; keep http.py light
-
-        return PoliteStacIO(self)
-
     def requests_session(self) -> requests.Session:
         """A ``requests.Session`` look-alike that sends through this session (for libraries taking a Session)."""
         return _SessionForStac(self)
@@ -269,7 +255,7 @@ class PoliteSession:
             if self.requests_made >= self.request_budget:
                 raise BudgetExceeded(
                     f"request budget of {self.request_budget} HTTP requests for this run is spent (next was {url}); "
-                    "raise SATLAKE_ACQUISITION_REQUEST_BUDGET or narrow the area/time range"
+                    f"{self.budget_hint}"
                 )
             self.requests_made += 1
 
