@@ -27,6 +27,10 @@ class SettingsError(ValueError):
 TELEMETRY_TOPIC = "satlake.telemetry"
 OBJECT_EVENTS_TOPIC = "satlake.object-events"
 ACQUISITION_TOPIC = "satlake.acquisition-requests"
+MARS_TOPIC = "satlake.mars-requests"
+MARS_PHOTOS_URL = "https://api.nasa.gov/mars-photos/api/v1"
+MARS_MMGIS_URL = "https://mars.nasa.gov/mmgis-maps"
+NASA_DEMO_KEY = "DEMO_KEY"  # api.nasa.gov's shared key: 30 requests an hour, 50 a day per address
 # The public STAC APIs satlake knows by name; SATLAKE_STAC_SOURCES adds or overrides entries.
 DEFAULT_STAC_SOURCES: dict[str, str] = {
     "earth-search": "https://earth-search.aws.element84.com/v1",
@@ -130,6 +134,19 @@ class Settings:
     acquisition_max_retries: int = 5
     acquisition_request_budget: int = 2000
     acquisition_byte_budget: int = 2_000_000_000
+    # The Mars source: the photo API and MMGIS base URLs (the live services or a mirror), the api.nasa.gov key,
+    # its requests topic and bucket, the rovers the daily schedule follows, and the limits of one run (HTTP
+    # requests: under the API's hourly limit, 30 with DEMO_KEY and 1,000 with a personal key; image bytes).
+    mars_photos_url: str = MARS_PHOTOS_URL
+    mars_mmgis_url: str = MARS_MMGIS_URL
+    nasa_api_key: str = field(default=NASA_DEMO_KEY, repr=False)
+    mars_topic: str = MARS_TOPIC
+    mars_bucket: str = "satlake-mars"
+    mars_rovers: tuple[str, ...] = ("curiosity", "perseverance")
+    mars_request_budget: int = 25
+    mars_image_byte_budget: int = 500_000_000
+    mars_timeout_s: float = 30.0
+    mars_max_retries: int = 4
 
     @property
     def stack_home(self) -> Path:
@@ -207,6 +224,7 @@ class Settings:
                 f"SATLAKE_AUTOMATION={automation!r}: use 'running' (default: sensors and automation start with the "
                 "daemon) or 'stopped' (start them from the UI)"
             )
+        api_key = merged.get("SATLAKE_NASA_API_KEY", "").strip() or NASA_DEMO_KEY
         return cls(
             mode=mode,
             root=root,
@@ -249,6 +267,17 @@ class Settings:
             acquisition_max_retries=integer("SATLAKE_ACQUISITION_MAX_RETRIES", 5),
             acquisition_request_budget=integer("SATLAKE_ACQUISITION_REQUEST_BUDGET", 2000),
             acquisition_byte_budget=integer("SATLAKE_ACQUISITION_BYTE_BUDGET", 2_000_000_000),
+            mars_photos_url=merged.get("SATLAKE_MARS_PHOTOS_URL", MARS_PHOTOS_URL).rstrip("/"),
+            mars_mmgis_url=merged.get("SATLAKE_MARS_MMGIS_URL", MARS_MMGIS_URL).rstrip("/"),
+            nasa_api_key=api_key,
+            mars_topic=merged.get("SATLAKE_MARS_TOPIC", MARS_TOPIC),
+            mars_bucket=merged.get("SATLAKE_MARS_BUCKET", "satlake-mars"),
+            mars_rovers=tuple(r.strip().lower() for r in merged.get("SATLAKE_MARS_ROVERS", "curiosity,perseverance")
+                              .split(",") if r.strip()),  # fmt: skip
+            mars_request_budget=integer("SATLAKE_MARS_REQUEST_BUDGET", 25 if api_key == NASA_DEMO_KEY else 900),
+            mars_image_byte_budget=integer("SATLAKE_MARS_IMAGE_BYTE_BUDGET", 500_000_000),
+            mars_timeout_s=positive("SATLAKE_MARS_TIMEOUT_S", 30.0),
+            mars_max_retries=integer("SATLAKE_MARS_MAX_RETRIES", 4),
         )
 
 

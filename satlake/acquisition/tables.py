@@ -6,6 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from satlake.resources.lakehouse import TableRef
+from satlake.resources.request_inbox import RECORD_FIELDS, REJECTS_SCHEMA
 
 ACQUISITION_REQUESTS = TableRef("raw", "acquisition_requests")
 ACQUISITION_REJECTS = TableRef("raw", "acquisition_request_rejects")
@@ -18,22 +19,10 @@ ACQUISITION_REQUESTS_SCHEMA = pa.schema(
         pa.field("request_id", pa.string(), nullable=False),
         pa.field("aoi", pa.string(), nullable=False),
         pa.field("request_json", pa.string(), nullable=False, metadata={"doc": "the request as published"}),
-        pa.field("topic", pa.string(), nullable=False),
-        pa.field("partition", pa.int32(), nullable=False),
-        pa.field("offset", pa.int64(), nullable=False),
-        pa.field("received_at", _TS, nullable=False),
+        *RECORD_FIELDS,
     ]
 )
-ACQUISITION_REJECTS_SCHEMA = pa.schema(
-    [
-        pa.field("topic", pa.string(), nullable=False),
-        pa.field("partition", pa.int32(), nullable=False),
-        pa.field("offset", pa.int64(), nullable=False),
-        pa.field("payload", pa.binary(), nullable=False, metadata={"doc": "the record's value, as received"}),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("rejected_at", _TS, nullable=False),
-    ]
-)
+ACQUISITION_REJECTS_SCHEMA = REJECTS_SCHEMA
 ACQUISITIONS_SCHEMA = pa.schema(
     [
         pa.field("request_id", pa.string(), nullable=False),

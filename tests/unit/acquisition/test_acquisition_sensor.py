@@ -12,7 +12,6 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from satlake.acquisition import sensors
 from satlake.acquisition.assets import ACQUISITION_PARTITIONS, raw_acquisitions
 from satlake.acquisition.request import publish_request
 from satlake.acquisition.sensors import (
@@ -28,6 +27,7 @@ from satlake.acquisition.tables import (
     ACQUISITION_REQUESTS_SCHEMA,
     ACQUISITIONS,
 )
+from satlake.resources import request_inbox
 from satlake.resources.event_log import OutgoingRecord
 from tests.unit.acquisition.replay_helpers import (
     ROLE_FILES,
@@ -44,7 +44,7 @@ NOW = datetime(2024, 6, 2, 8, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def short_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sensors, "READ_WAIT_S", 0.1)  # an empty topic answers after this wait
+    monkeypatch.setattr(request_inbox, "READ_WAIT_S", 0.1)  # an empty topic answers after this wait
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_a_tick_accepts_valid_requests_and_refuses_the_rest_with_reasons(lake: L
     assert sorted(refused) == [1, 2, 4]
     assert "not JSON" in refused[1]["reason"] and refused[1]["payload"] == b"{broken"
     assert "'datetime' is a required property" in refused[2]["reason"]
-    assert "'req-1' was received before; it is acquired once" in refused[4]["reason"]
+    assert "'req-1' was received before; it is served once" in refused[4]["reason"]
 
     assert tick(lake) == []  # nothing new: the offsets were committed with the rows
     assert len(table_rows(lake, ACQUISITION_REQUESTS)) == 2 and len(table_rows(lake, ACQUISITION_REJECTS)) == 3
