@@ -7,12 +7,14 @@ import dagster as dg
 
 from satlake.acquisition.definitions import acquisition_definitions
 from satlake.automation import automation_condition_sensor
+from satlake.mars.definitions import mars_definitions
 from satlake.resources import build_resources
+from satlake.resources.dbt_project import build_dbt_resource
 from satlake.scenes.definitions import scene_definitions
 from satlake.serving.definitions import serving_definitions
 from satlake.settings import Settings
 from satlake.telemetry.assets import bronze_telemetry, raw_telemetry_events
-from satlake.telemetry.curated import build_curated_assets, build_dbt_resource
+from satlake.telemetry.curated import build_curated_assets
 from satlake.telemetry.maintenance import cluster_telemetry_days_job, cluster_telemetry_days_schedule
 from satlake.telemetry.sensors import (
     bronze_days_sensor,
@@ -34,7 +36,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
     automation = dg.Definitions(sensors=[automation_condition_sensor(settings)])
     return dg.Definitions.merge(
-        telemetry, scene_definitions(settings), acquisition_definitions(), serving_definitions(settings), automation
+        telemetry,
+        scene_definitions(settings),
+        acquisition_definitions(),
+        mars_definitions(settings),
+        serving_definitions(settings),
+        automation,
     )
 
 

@@ -139,7 +139,9 @@ def _sensor_pass(
             run_id, success, seconds = _execute(
                 defs, instance, job_name, list(request.asset_selection or []) or None, request.partition_key, tags
             )
-            what = f"{job_name}" + (f" [{request.partition_key}]" if request.partition_key else "")
+            first, last = request.tags.get(RANGE_START_TAG), request.tags.get(RANGE_END_TAG)
+            span = request.partition_key or (f"{first}..{last}" if first and last else None)
+            what = job_name + (f" [{span}]" if span else "")
             outcome = RunOutcome(sensor_def.name, what, run_id, success, seconds)
             outcomes.append(outcome)
             report(outcome)
@@ -167,26 +169,60 @@ def _automation_pass(
     # One run per assets definition and set of partitions: a daily range runs as one single-run backfill.
     requested: dict[tuple[dg.AssetKey, ...], set[str | None]] = defaultdict(set)
     by_node: dict[tuple[dg.AssetKey, ...], list[dg.AssetKey]] = defaultdict(list)
+    definitions: dict[tuple[dg.AssetKey, ...], dg.AssetsDefinition] = {}
     for key in asset_graph.materializable_asset_keys:
         partitions = result.get_requested_partitions(key)
         if not partitions:
             continue
-        node_keys = tuple(sorted(asset_graph.get(key).assets_def.keys))
+        assets_def = asset_graph.get(key).assets_def
+        node_keys = tuple(sorted(assets_def.keys))
+        definitions[node_keys] = assets_def
         by_node[node_keys].append(key)
         requested[node_keys].update(partitions)
     outcomes: list[RunOutcome] = []
     for node_keys, partitions in requested.items():
         keys = sorted(by_node[node_keys])
-        named = sorted(p for p in partitions if p is not None)
-        tags = {RANGE_START_TAG: named[0], RANGE_END_TAG: named[-1]} if len(named) > 1 else {}
-        partition_key = named[0] if len(named) == 1 else None
-        tags |= state.run_tags(AUTOMATION_SENSOR_NAME, None)
-        run_id, success, seconds = _execute(defs, instance, None, keys, partition_key, tags)
-        what = f"{', '.join(k.to_user_string() for k in keys)}" + (f" [{named[0]}..{named[-1]}]" if named else "")
-        outcome = RunOutcome("automation", what, run_id, success, seconds)
-        outcomes.append(outcome)
-        report(outcome)
+        named = [p for p in partitions if p is not None]
+        for group in run_groups(definitions[node_keys], named, instance) if named else [[]]:
+            tags = {RANGE_START_TAG: group[0], RANGE_END_TAG: group[-1]} if len(group) > 1 else {}
+            partition_key = group[0] if len(group) == 1 else None
+            tags |= state.run_tags(AUTOMATION_SENSOR_NAME, None)
+            run_id, success, seconds = _execute(defs, instance, None, keys, partition_key, tags)
+            span = f" [{group[0]}..{group[-1]}]" if len(group) > 1 else (f" [{group[0]}]" if group else "")
+            outcome = RunOutcome("automation", ", ".join(k.to_user_string() for k in keys) + span, run_id,
+                                 success, seconds)  # fmt: skip
+            outcomes.append(outcome)
+            report(outcome)
     return outcomes
+
+
+def run_groups(assets_def: dg.AssetsDefinition, keys: list[str], instance: dg.DagsterInstance) -> list[list[str]]:
+    """The runs that materialize ``keys`` of ``assets_def``, as the daemon's backfills would: one run per
+    partition, unless the asset's backfill policy takes ranges, then one run per stretch of keys that is a
+    range of its partitions (at most ``max_partitions_per_run`` long). A set of keys that is not one range
+    (two rovers' sols of a rover-by-sol asset, days with a gap) is never run as the range around it."""
+    partitions_def = assets_def.partitions_def
+    policy = assets_def.backfill_policy
+    if partitions_def is None or policy is None or len(keys) == 1:
+        return [[key] for key in sorted(keys)]
+    with partition_loading_context(dynamic_partitions_store=instance):
+        order = partitions_def.get_partition_keys()
+        position = {key: index for index, key in enumerate(order)}
+        wanted = sorted(keys, key=lambda key: position.get(key, len(order)))
+        stretches: list[list[str]] = []
+        for key in wanted:
+            last = stretches[-1][-1] if stretches else None
+            longest = policy.max_partitions_per_run
+            if (last is not None and key in position and last in position and position[key] == position[last] + 1
+                    and (longest is None or len(stretches[-1]) < longest)):  # fmt: skip
+                stretches[-1].append(key)
+            else:
+                stretches.append([key])
+        groups: list[list[str]] = []
+        for stretch in stretches:
+            in_range = partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(stretch[0], stretch[-1]))
+            groups += [stretch] if list(in_range) == stretch else [[key] for key in stretch]
+    return groups
 
 
 def run_pending_work(

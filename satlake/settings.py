@@ -57,6 +57,11 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     return values
 
 
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names, lower-cased, blanks dropped: ``"Curiosity, perseverance,"``."""
+    return tuple(name.strip().lower() for name in text.split(",") if name.strip())
+
+
 def parse_stac_sources(text: str, variable: str = "SATLAKE_STAC_SOURCES") -> dict[str, str]:
     """The named STAC APIs: the preconfigured ones, with ``name=url,name2=url2`` from ``text`` added or
     overriding (an empty text keeps the defaults)."""
@@ -141,7 +146,6 @@ class Settings:
     mars_mmgis_url: str = MARS_MMGIS_URL
     nasa_api_key: str = field(default=NASA_DEMO_KEY, repr=False)
     mars_topic: str = MARS_TOPIC
-    mars_bucket: str = "satlake-mars"
     mars_rovers: tuple[str, ...] = ("curiosity", "perseverance")
     mars_request_budget: int = 25
     mars_image_byte_budget: int = 500_000_000
@@ -271,9 +275,7 @@ class Settings:
             mars_mmgis_url=merged.get("SATLAKE_MARS_MMGIS_URL", MARS_MMGIS_URL).rstrip("/"),
             nasa_api_key=api_key,
             mars_topic=merged.get("SATLAKE_MARS_TOPIC", MARS_TOPIC),
-            mars_bucket=merged.get("SATLAKE_MARS_BUCKET", "satlake-mars"),
-            mars_rovers=tuple(r.strip().lower() for r in merged.get("SATLAKE_MARS_ROVERS", "curiosity,perseverance")
-                              .split(",") if r.strip()),  # fmt: skip
+            mars_rovers=names(merged.get("SATLAKE_MARS_ROVERS", "curiosity,perseverance")),
             mars_request_budget=integer("SATLAKE_MARS_REQUEST_BUDGET", 25 if api_key == NASA_DEMO_KEY else 900),
             mars_image_byte_budget=integer("SATLAKE_MARS_IMAGE_BYTE_BUDGET", 500_000_000),
             mars_timeout_s=positive("SATLAKE_MARS_TIMEOUT_S", 30.0),

@@ -18,8 +18,8 @@ from satlake.acquisition.sources import SourceError, resolve_source
 from satlake.acquisition.tables import ACQUISITION_REQUESTS, ACQUISITIONS, ACQUISITIONS_SCHEMA
 from satlake.resources.event_log import EventLog
 from satlake.resources.lakehouse import Lakehouse
+from satlake.resources.object_events import ANNOUNCEMENT_WAIT_S, announce_objects, wait_for_announcements
 from satlake.resources.object_store import ObjectStore
-from satlake.scenes.landing import ANNOUNCEMENT_WAIT_S, announce_objects, wait_for_announcements
 from satlake.settings import Settings
 
 ACQUISITION_PARTITIONS = dg.DynamicPartitionsDefinition(name="acquisition_requests")

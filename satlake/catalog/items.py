@@ -309,7 +309,8 @@ def build_stac_item(
     if meta.acquired_at is None:
         raise ValueError(
             f"scene {meta.scene_id!r} has no acquisition time; a STAC item needs one. Record acquired_at in "
-            "raw/scenes (from TIFF tags or the MTL file) before cataloguing."
+            "raw/scenes (from TIFF tags, the MTL file, or a <raster>.datetime.json sidecar landed with "
+            "`satlake put --datetime`) before cataloguing."
         )
     if not assets:
         raise ValueError(f"scene {meta.scene_id!r}: an item needs at least one asset (the COG or original files)")

@@ -10,6 +10,9 @@ import re
 import unicodedata
 
 MAX_KEY_BYTES = 1024  # S3 and MinIO limit for a whole object key
+# The landing-area prefix the Mars source's responses land under: its own sensor reads them, the scene sensor
+# leaves them alone (a user's scene files never go there: `satlake put` refuses the prefix).
+MARS_LANDING_PREFIX = "mars-api"
 MAX_SEGMENT_BYTES = 255  # NAME_MAX of local file systems: the raw zone is a directory in embedded mode
 
 # Unicode general categories refused in keys: controls, invisible format characters (bidi overrides that

@@ -39,7 +39,7 @@ class ObjectStore(ABC):
 
     bucket: str
     # Whether the store itself publishes an object-created event for each upload (MinIO's bucket notification on
-    # the landing bucket). When it does not, whoever uploads announces the object (``scenes.landing``).
+    # the landing bucket). When it does not, whoever uploads announces the object (``resources.object_events``).
     announces_uploads: bool = False
 
     @abstractmethod

@@ -50,6 +50,7 @@ from satlake.scenes.grouping import LANDSAT_OLI_PRODUCT_BANDS, LANDSAT_PRODUCT_I
 from satlake.scenes.integrity import file_sha256
 from satlake.scenes.metadata import SceneMetadata
 from satlake.scenes.raster import RasterReadError, read_scene_metadata
+from satlake.scenes.sidecar import AcquisitionTimeError, missing_time_reason
 from satlake.scenes.tables import (
     CATALOG_ITEMS,
     GOLD_FOREST_CHANGE,
@@ -216,8 +217,8 @@ def _quarantine(
     partitions_def=SCENE_PARTITIONS,
     output_required=False,
     description="Each scene's original files copied unchanged into raw/scenes/<collection>/<scene_id>/ (never "
-    "overwritten), with sha256 and raster metadata in lake/raw/scenes. Unreadable scenes go to "
-    "raw/scene_rejects with a reason and stop there; other scenes are unaffected.",
+    "overwritten), with sha256 and raster metadata in lake/raw/scenes. Unreadable scenes and scenes without an "
+    "acquisition time go to raw/scene_rejects with a reason and stop there; other scenes are unaffected.",
     check_specs=[dg.AssetCheckSpec("originals_kept", asset=RAW_SCENES_KEY, description="sha256 of kept files")],
 )
 def raw_scenes(
@@ -233,8 +234,12 @@ def raw_scenes(
         files = {posixpath.basename(key): fetch(landing_store, key, scratch / "landing") for key in keys}
         try:
             meta = read_scene_metadata(scene_id, "unsorted", files)
-        except RasterReadError as error:
+        except (RasterReadError, AcquisitionTimeError) as error:
             yield from _quarantine(context, object_store, lakehouse, scene_id, keys, files, str(error))
+            return
+        if meta.acquired_at is None:  # a STAC item needs one: wait here for the user's time (scenes.sidecar)
+            reason = missing_time_reason(checks.band_files(meta), meta.extra)
+            yield from _quarantine(context, object_store, lakehouse, scene_id, keys, files, reason)
             return
         meta = replace(meta, collection=collection_for(scene_id, meta))
         prefix = f"raw/scenes/{meta.collection}/{scene_id}"

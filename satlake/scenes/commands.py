@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import tempfile
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,22 +34,54 @@ if TYPE_CHECKING:
 SEARCH_COLUMNS = ("id", "collection", "datetime", "platform", "cloud_cover", "body", "bbox")
 
 
-def put_files(settings: Settings, paths: list[Path], prefix: str = "", say: Any = print) -> int:
-    """Upload files to the landing area; in embedded mode also announce them (MinIO does it in stack mode)."""
+class DatetimeMisuseError(ValueError):
+    """``--datetime`` given with files whose time it cannot set."""
+
+
+def datetime_sidecars(paths: list[Path], prefix: str, acquired_at: datetime, directory: Path) -> list[Path]:
+    """One ``<file>.datetime.json`` sidecar per GeoTIFF in ``paths``, written under ``directory``.
+
+    Raises DatetimeMisuseError naming the files it cannot apply to: Landsat product files (the MTL has the time),
+    files of the acquisition layout (tagged by the downloader), non-GeoTIFFs, and sidecars put alongside.
+    """
+    from satlake.scenes.grouping import is_geotiff_scene_key
+    from satlake.scenes.landing import landing_key_for
+    from satlake.scenes.sidecar import SIDECAR_SUFFIX, write_sidecar
+
+    others = [str(path) for path in paths if not is_geotiff_scene_key(landing_key_for(path, prefix))]
+    if others:
+        raise DatetimeMisuseError(
+            f"--datetime sets the acquisition time of single GeoTIFF scenes (*.tif, *.tiff), not of {others}: "
+            f"put those without --datetime (Landsat products take their time from the MTL; a {SIDECAR_SUFFIX} "
+            "sidecar is the alternative to --datetime, not its companion)"
+        )
+    return [write_sidecar(path, acquired_at, directory / str(n)) for n, path in enumerate(paths)]
+
+
+def put_files(
+    settings: Settings, paths: list[Path], prefix: str = "", say: Any = print, acquired_at: datetime | None = None
+) -> int:
+    """Upload files to the landing area; in embedded mode also announce them (MinIO does it in stack mode).
+
+    With ``acquired_at``, each file (a GeoTIFF) gets a datetime sidecar (``scenes.sidecar``) that is uploaded
+    before it, so whichever announcement a sensor sees first, the scene's run finds the time.
+    """
     from satlake.resources import build_resources
     from satlake.resources.object_store import build_scene_stores
     from satlake.scenes.landing import put_scene_files
 
     stores = build_scene_stores(settings)
     event_log = build_resources(settings).event_log if settings.mode is Mode.EMBEDDED else None
-    stored = put_scene_files(
-        paths,
-        stores.landing,
-        event_log,
-        settings.object_events_topic,
-        prefix=prefix,
-        progress=lambda obj: say(f"  put {stores.landing.uri(obj.key)} ({obj.size_bytes:,} bytes)"),
-    )
+    with tempfile.TemporaryDirectory(prefix="satlake-put-") as scratch:
+        sidecars = datetime_sidecars(paths, prefix, acquired_at, Path(scratch)) if acquired_at else []
+        stored = put_scene_files(
+            [*sidecars, *paths],
+            stores.landing,
+            event_log,
+            settings.object_events_topic,
+            prefix=prefix,
+            progress=lambda obj: say(f"  put {stores.landing.uri(obj.key)} ({obj.size_bytes:,} bytes)"),
+        )
     announced = "announced on " + settings.object_events_topic if event_log else "MinIO announces them"
     say(f"landed {len(stored)} files ({settings.mode.value} mode, {announced}); `satlake run` processes them")
     return len(stored)
@@ -57,11 +89,19 @@ def put_files(settings: Settings, paths: list[Path], prefix: str = "", say: Any 
 
 def cmd_put(args: argparse.Namespace) -> int:
     from satlake.resources.object_keys import UnsafeObjectKeyError
+    from satlake.scenes.sidecar import parse_acquisition_time
 
     paths = [Path(p) for p in args.files]
+    acquired_at = None
+    if args.datetime is not None:
+        try:
+            acquired_at = parse_acquisition_time(args.datetime)
+        except ValueError as error:
+            raise CliError(f"--datetime: {error}") from error
     try:
-        put_files(settings_from_args(args), paths, prefix=args.prefix, say=report_for(args).line)
-    except (FileNotFoundError, UnsafeObjectKeyError) as error:
+        put_files(settings_from_args(args), paths, prefix=args.prefix, say=report_for(args).line,
+                  acquired_at=acquired_at)  # fmt: skip
+    except (FileNotFoundError, UnsafeObjectKeyError, DatetimeMisuseError) as error:
         raise CliError(str(error)) from error
     return 0
 
@@ -221,6 +261,12 @@ def add_scene_commands(subparsers: argparse._SubParsersAction) -> None:
     put = subparsers.add_parser("put", help="land scene files (GeoTIFFs, Landsat band + MTL files)")
     put.add_argument("files", nargs="+", metavar="FILE")
     put.add_argument("--prefix", default="", help="landing folder for the files (default: the top)")
+    put.add_argument(
+        "--datetime",
+        metavar="TIME",
+        help="acquisition time of GeoTIFFs that carry none (ISO 8601, e.g. 2024-05-01T10:30:00Z; no zone: UTC), "
+        "landed as a FILE.datetime.json sidecar beside each file; it wins over a time tag in the file",
+    )
     put.add_argument("--stack", action="store_true", help="upload to MinIO (`satlake stack up`)")
     put.set_defaults(func=cmd_put)
 

@@ -15,9 +15,9 @@ import dagster as dg
 
 from satlake.reporting import Report
 from satlake.resources import build_resources
+from satlake.resources.object_events import ANNOUNCEMENT_WAIT_S, wait_for_announcements
 from satlake.runner import LEGACY_STATE_FILE, run_failures, run_pending_work
 from satlake.scenes.commands import produce_scene_files, put_files
-from satlake.scenes.landing import ANNOUNCEMENT_WAIT_S, wait_for_announcements
 from satlake.scenes.synthetic import clearing_plan
 from satlake.scenes.tables import CATALOG_ITEMS, GOLD_FOREST_CHANGE, SCENE_REJECTS
 from satlake.settings import Mode, Settings

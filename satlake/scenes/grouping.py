@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from satlake.resources.object_keys import UnsafeObjectKeyError, validate_object_key
 from satlake.scenes.mtl import MtlParseError, landsat_band_files, parse_mtl
+from satlake.scenes.sidecar import SIDECAR_SUFFIX, raster_key_of_sidecar, sidecar_name_for
 
 # Landsat Collection 1/2 product id, e.g. LC08_L1TP_016037_20170813_20170814_01_RT.
 LANDSAT_PRODUCT_ID = re.compile(r"L[COTEM]0[1-9]_L[12][A-Z0-9]{2}_\d{6}_\d{8}_\d{8}_\d{2}_[A-Z0-9]{2}")
@@ -66,10 +67,17 @@ def acquired_scene_id(item_dir: str, bbox_segment: str) -> str:
 
 def _classify(key: str) -> tuple[str, str, str | None]:
     """(kind, scene_id, band) for a validated key; kind is acquired, landsat-band, landsat-mtl, landsat-other,
-    geotiff or unrecognised."""
+    geotiff, geotiff-sidecar (the datetime sidecar of a GeoTIFF), stray-sidecar or unrecognised."""
     acquired = _ACQUIRED_KEY.match(key)
     if acquired:
         return "acquired", acquired_scene_id(acquired.group("item"), acquired.group("bbox")), None
+    raster_key = raster_key_of_sidecar(key)
+    if raster_key is not None:
+        try:
+            raster_kind, scene_id, _band = _classify(validate_object_key(raster_key))
+        except UnsafeObjectKeyError:  # e.g. '...datetime.json', whose raster would be '..'
+            return "stray-sidecar", _safe_id(posixpath.basename(key)), None
+        return ("geotiff-sidecar" if raster_kind == "geotiff" else "stray-sidecar"), scene_id, None
     name = posixpath.basename(key)
     landsat = _LANDSAT_FILE.match(name)
     if landsat:
@@ -86,9 +94,15 @@ def _classify(key: str) -> tuple[str, str, str | None]:
     return "unrecognised", _safe_id(name), None
 
 
+def is_geotiff_scene_key(key: str) -> bool:
+    """Whether a key is a single GeoTIFF scene (not a Landsat product file, not in the acquisition layout): the
+    rasters whose acquisition time ``satlake put --datetime`` may supply. Raises UnsafeObjectKeyError."""
+    return _classify(validate_object_key(key))[0] == "geotiff"
+
+
 def scene_id_for_key(key: str) -> str:
     """The scene a key belongs to: ``acquired_scene_id`` for files in the acquisition layout, the Landsat
-    product id for band/MTL files, else the GeoTIFF's file stem.
+    product id for band/MTL files, else the GeoTIFF's file stem (for a datetime sidecar, its raster's).
 
     Raises UnsafeObjectKeyError for keys that fail ``validate_object_key``.
     """
@@ -115,6 +129,7 @@ def group_scene_files(
     keys: Iterable[str],
     read_text: Callable[[str], str] | None = None,
     required_bands: Collection[str] | None = None,
+    landed: Callable[[str], bool] | None = None,
 ) -> list[SceneGroup]:
     """Group object keys into scenes, sorted by scene id.
 
@@ -126,12 +141,16 @@ def group_scene_files(
     (``FILE_NAME_BAND_<n>``) have landed. ``read_text(key)`` returns the text of an MTL or manifest; without
     it such a group is incomplete with the reason in ``missing``. ``required_bands`` (e.g. ``{"B2", "B3",
     "B4", "B5"}``) limits which listed Landsat bands must arrive, for deliveries that ship only some bands.
+    A GeoTIFF's datetime sidecar (``<key>.datetime.json``, see ``scenes.sidecar``) belongs to its scene: with the
+    raster among ``keys`` or, when ``landed(key)`` says it is already in the landing store, the raster or
+    sidecar that landed earlier joins the group (a sidecar whose raster has not landed waits for it).
     Unsafe keys and files that are no part of any scene come back as their own incomplete groups with
     ``problems`` set, so one bad key never blocks others.
     """
     landsat: dict[str, dict[str, object]] = {}
     groups: list[SceneGroup] = []
     geotiffs: dict[str, list[str]] = {}
+    sidecars: dict[str, list[str]] = {}
     acquired: dict[str, list[str]] = {}  # item folder -> its keys
     for key in keys:
         try:
@@ -145,10 +164,20 @@ def group_scene_files(
             acquired.setdefault(posixpath.dirname(safe_key), []).append(safe_key)
         elif kind == "geotiff":
             geotiffs.setdefault(scene_id, []).append(safe_key)
+        elif kind == "geotiff-sidecar":
+            sidecars.setdefault(scene_id, []).append(safe_key)
+        elif kind == "stray-sidecar":
+            reason = (
+                f"object {safe_key!r} is a datetime sidecar of {raster_key_of_sidecar(safe_key)!r}, which is not a "
+                f"single GeoTIFF: a sidecar sits beside a .tif/.tiff and is named after it ('scene.tif' + "
+                f"'scene.tif{SIDECAR_SUFFIX}')"
+            )
+            groups.append(SceneGroup(scene_id, (safe_key,), False, (), "unrecognised", None, (reason,)))
         elif kind == "unrecognised":
             reason = (
-                f"object {safe_key!r} is not a scene file: expected a .tif/.tiff GeoTIFF or a Landsat "
-                "'<product_id>_B<n>.TIF' / '<product_id>_MTL.txt' file"
+                f"object {safe_key!r} is not a scene file: expected a .tif/.tiff GeoTIFF (with, optionally, its "
+                f"'<name>.tif{SIDECAR_SUFFIX}' acquisition time) or a Landsat '<product_id>_B<n>.TIF' / "
+                "'<product_id>_MTL.txt' file"
             )
             groups.append(SceneGroup(scene_id, (safe_key,), False, (), "unrecognised", None, (reason,)))
         else:
@@ -156,18 +185,39 @@ def group_scene_files(
             entry["files"].append(safe_key)  # type: ignore[union-attr]
             if kind == "landsat-mtl":
                 entry["mtl"].append(safe_key)  # type: ignore[union-attr]
-    for scene_id, scene_keys in geotiffs.items():
-        problems: tuple[str, ...] = ()
-        if len(scene_keys) > 1:
-            problems = (
-                f"{len(scene_keys)} GeoTIFFs share the scene id {scene_id!r} ({sorted(scene_keys)}); "
-                "give each multi-band GeoTIFF a distinct file name",
-            )
-        groups.append(SceneGroup(scene_id, tuple(sorted(scene_keys)), not problems, (), "geotiff", None, problems))
+    for scene_id in sorted(set(geotiffs) | set(sidecars)):
+        groups.append(_geotiff_group(scene_id, geotiffs.get(scene_id, []), sidecars.get(scene_id, []), landed))
     for scene_id, entry in landsat.items():
         groups.append(_landsat_group(scene_id, entry["files"], entry["mtl"], read_text, required_bands))  # type: ignore[arg-type]
     groups += _acquired_groups(acquired, read_text)
     return sorted(groups, key=lambda group: (group.scene_id, group.files))
+
+
+def _geotiff_group(
+    scene_id: str, rasters: list[str], sidecars: list[str], landed: Callable[[str], bool] | None
+) -> SceneGroup:
+    """One GeoTIFF scene: its raster and, when there is one, its datetime sidecar."""
+    files = sorted([*rasters, *sidecars])  # a key landed twice (two Unicode spellings) stays twice: flagged below
+    sidecar_rasters = {raster_key_of_sidecar(key) or key for key in sidecars}
+    raster_keys = sorted([*rasters, *(key for key in sidecar_rasters if key not in rasters)])
+    if len(raster_keys) > 1 or len(sidecars) > 1:
+        problem = (
+            f"{len(raster_keys)} GeoTIFFs share the scene id {scene_id!r} ({raster_keys}); "
+            "give each multi-band GeoTIFF a distinct file name"
+            if len(raster_keys) > 1
+            else f"the datetime sidecar of {raster_keys[0]!r} landed {len(sidecars)} times ({sidecars}); keep one"
+        )
+        return SceneGroup(scene_id, tuple(files), False, (), "geotiff", None, (problem,))
+    raster = raster_keys[0]
+    sidecar = sidecar_name_for(raster)
+    if raster not in rasters:
+        # Only the sidecar is new: its raster landed earlier (a time supplied afterwards) or is still on its way.
+        if landed is None or not landed(raster):
+            return SceneGroup(scene_id, tuple(files), False, (posixpath.basename(raster),), "geotiff")
+        files.append(raster)
+    elif sidecar not in sidecars and landed is not None and landed(sidecar):
+        files.append(sidecar)  # supplied before: every run of the scene reads it
+    return SceneGroup(scene_id, tuple(sorted(files)), True, (), "geotiff")
 
 
 def _landsat_group(

@@ -23,6 +23,13 @@ from satlake.scenes.grouping import ACQUIRED_MANIFEST_NAME
 from satlake.scenes.integrity import check_acquired_files, file_sha256
 from satlake.scenes.metadata import SceneFile, SceneMetadata
 from satlake.scenes.mtl import MtlGroup, MtlParseError, landsat_metadata_from_mtl, parse_mtl
+from satlake.scenes.sidecar import (
+    ACQUIRED_AT_FROM_EXTRA,
+    REPLACED_TIME_EXTRA,
+    UNREADABLE_TIME_EXTRA,
+    format_time,
+    sidecar_time,
+)
 
 # The names callers import from here, some defined in the modules above.
 __all__ = [
@@ -82,7 +89,11 @@ def read_scene_metadata(
     scene, its ``scene.json`` manifest); all are hashed, and files a manifest lists must match its sha256 and
     size. ``mtl`` is the parsed MTL (``parse_mtl``); when None and an ``*_MTL.txt`` is among the files it is
     parsed here. MTL values win over GeoTIFF tags (ACQUISITION_TIME, TIFFTAG_DATETIME, PLATFORM, CLOUD_COVER).
-    Raises RasterReadError naming the first file that is not a usable georeferenced raster.
+    A datetime sidecar among the files (``<raster>.datetime.json``, ``scenes.sidecar``) wins over both: it is
+    the time a person supplied, and the value it replaces is kept in ``extra``. ``acquired_at`` is None when
+    nothing gives a time (raw/scenes quarantines such a scene).
+    Raises RasterReadError naming the first file that is not a usable georeferenced raster, and
+    AcquisitionTimeError for a sidecar that holds no usable time.
     """
     scene_files = []
     for name in sorted(files):
@@ -111,9 +122,12 @@ def read_scene_metadata(
     tags = reference.tags
     platform = (mtl_fields or {}).get("platform") or tags.get("PLATFORM")
     acquired_at = (mtl_fields or {}).get("acquired_at")
+    unreadable_tags = []
     for tag in ("ACQUISITION_TIME", "TIFFTAG_DATETIME"):
         if acquired_at is None and tags.get(tag):
             acquired_at = _parse_time(tags[tag])
+            if acquired_at is None:
+                unreadable_tags.append(f"{tag}={tags[tag]!r}"[:128])
     cloud_cover = (mtl_fields or {}).get("cloud_cover")
     if cloud_cover is None:
         cloud_cover = _parse_cloud_cover(tags.get("CLOUD_COVER"))
@@ -122,6 +136,13 @@ def read_scene_metadata(
     xs, ys = [c[0] for c in corners], [c[1] for c in corners]
     bounds_native = (min(xs), min(ys), max(xs), max(ys))
     extra = _extra_fields(tags, mtl_fields)
+    if unreadable_tags:
+        extra[UNREADABLE_TIME_EXTRA] = ", ".join(unreadable_tags)
+    supplied = sidecar_time(files, raster_names)
+    if supplied is not None:
+        if acquired_at is not None and acquired_at != supplied[0]:
+            extra[REPLACED_TIME_EXTRA] = format_time(acquired_at)
+        acquired_at, extra[ACQUIRED_AT_FROM_EXTRA] = supplied
     geographic = None
     if body != "unknown":
         try:

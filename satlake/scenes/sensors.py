@@ -28,11 +28,12 @@ import pyarrow as pa
 from satlake.automation import SENSOR_DEFAULT_STATUS
 from satlake.resources.event_log import EventLog, LogRecord
 from satlake.resources.lakehouse import Lakehouse
+from satlake.resources.object_events import ObjectEventError, parse_object_events, record_event_time
 from satlake.resources.object_store import ObjectStore
 from satlake.scenes.assets import SCENE_ASSET_KEYS, SCENE_KEYS_TAG, SCENE_PARTITIONS
 from satlake.scenes.checks import reject_row
 from satlake.scenes.grouping import LANDSAT_OLI_PRODUCT_BANDS, SceneGroup, group_scene_files
-from satlake.scenes.landing import ObjectEventError, parse_object_events, record_event_time
+from satlake.scenes.landing import is_reserved_landing_key
 from satlake.scenes.tables import SCENE_REJECTS
 from satlake.settings import Settings
 
@@ -90,10 +91,13 @@ def plan_scenes(
     read_text: Callable[[str], str],
     now: datetime,
     timeout: timedelta = INCOMPLETE_SCENE_TIMEOUT,
+    landed: Callable[[str], bool] | None = None,
 ) -> ScenePlan:
     """Fold new event records into the pending keys and split them into ready scenes, rejects and waiting.
 
     ``read_text(key)`` returns a landed text object: a Landsat MTL or an acquisition manifest (scene.json).
+    ``landed(key)`` says whether a key is in the landing store: a GeoTIFF's datetime sidecar landed after its
+    raster (or the raster after its sidecar) joins the scene that way (``group_scene_files``).
     """
     pending = {key: dict(value) for key, value in cursor.pending.items()}
     offsets = dict(cursor.offsets)
@@ -109,8 +113,8 @@ def plan_scenes(
             bad_events.append((group, f"event at {where} is not a bucket notification: {error}", None))
             continue
         for event in created:
-            if event.bucket != landing_bucket:
-                continue  # notifications of other buckets (the lake itself) are not landings
+            if event.bucket != landing_bucket or is_reserved_landing_key(event.key):
+                continue  # the lake's own notifications, and what a source lands for its own sensor
             events += 1
             moment = record_event_time(record, event)
             # Grouping returns keys in NFC; keep them that way so the pending entry is found again.
@@ -121,7 +125,7 @@ def plan_scenes(
                 "first_seen": previous.get("first_seen", moment.isoformat()),
                 "event_time": moment.isoformat(),
             }
-    groups = group_scene_files(list(pending), read_text, LANDSAT_OLI_PRODUCT_BANDS)
+    groups = group_scene_files(list(pending), read_text, LANDSAT_OLI_PRODUCT_BANDS, landed)
     ready, rejects = [], list(bad_events)
     etags: dict[str, str] = {}
     for group in groups:
@@ -190,7 +194,7 @@ def object_events_sensor(
         for record in batch:
             offsets[record.partition] = record.offset + 1
     plan = plan_scenes(records, cursor, landing_store.bucket, lambda key: _read_text(landing_store, key),
-                       datetime.now(UTC))  # fmt: skip
+                       datetime.now(UTC), landed=landing_store.exists)  # fmt: skip
     _record_rejects(lakehouse, plan)
     if not plan.ready and not plan.rejects and plan.cursor.to_json() == cursor.to_json():
         return dg.SkipReason(f"{topic}: no new events ({len(cursor.pending)} keys waiting for their scene)")

@@ -22,6 +22,7 @@ from deltalake import DeltaTable, write_deltalake
 from minio.error import MinioAdminException
 
 from satlake.resources import s3_storage_options
+from satlake.resources.dbt_project import DBT_PROJECT_DIR, dbt_environment
 from satlake.resources.trino import TrinoLake, TrinoLakeError
 from satlake.settings import Settings, endpoint_environment, read_secrets_file
 from satlake.stack.access import ADMIN, OPS, ROLES, SCIENCE, TELEMETRY_SCHEMAS
@@ -40,7 +41,6 @@ from satlake.stack.lifecycle import install_servers, stack_down, stack_up, wait_
 from satlake.stack.process import start_detached
 from satlake.stack.provision import PIPELINE_POLICY, create_buckets, minio_admin, s3_client
 from satlake.stack.servers import prepare_minio, trino_paths
-from satlake.telemetry.curated import DBT_PROJECT_DIR, dbt_environment
 
 pytestmark = pytest.mark.integration
 

@@ -24,6 +24,7 @@ from satlake.catalog.table import catalog_rows
 from satlake.catalog.validation import validate_stac_object
 from satlake.products.forest_change import select_clear_pairs
 from satlake.resources import build_resources
+from satlake.resources.object_events import announce_objects
 from satlake.resources.object_store import build_scene_stores
 from satlake.runner import RunOutcome, run_pending_work
 from satlake.scenes import checks
@@ -31,7 +32,6 @@ from satlake.scenes.assets import collection_for
 from satlake.scenes.cells import geohash_encode
 from satlake.scenes.definitions import scene_definitions
 from satlake.scenes.grouping import acquired_scene_id, group_scene_files, scene_id_for_key
-from satlake.scenes.landing import announce_objects
 from satlake.scenes.raster import RasterReadError, read_scene_metadata
 from satlake.scenes.sensors import SensorCursor, plan_scenes
 from satlake.scenes.synthetic import clearing_plan, make_synthetic_scenes

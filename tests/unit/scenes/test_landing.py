@@ -11,15 +11,15 @@ import pytest
 
 from satlake.resources.event_log import LogRecord
 from satlake.resources.local_event_log import LocalEventLog
-from satlake.resources.object_keys import UnsafeObjectKeyError
-from satlake.resources.object_store import LocalObjectStore
-from satlake.scenes.landing import (
+from satlake.resources.object_events import (
     OBJECT_CREATED_PUT,
     ObjectEventError,
     object_created_event,
     parse_object_events,
-    put_scene_files,
 )
+from satlake.resources.object_keys import UnsafeObjectKeyError
+from satlake.resources.object_store import LocalObjectStore
+from satlake.scenes.landing import put_scene_files
 from satlake.scenes.sensors import SensorCursor, plan_scenes, scene_run_key
 
 TOPIC = "satlake.object-events"
@@ -132,7 +132,7 @@ def test_landing_waits_for_announcements_that_arrive_after_the_upload(tmp_path: 
     import threading
 
     from satlake.resources.event_log import OutgoingRecord
-    from satlake.scenes.landing import wait_for_announcements
+    from satlake.resources.object_events import wait_for_announcements
 
     log = LocalEventLog(tmp_path / "log", fsync=False)
     log.create_topic("events", 1)

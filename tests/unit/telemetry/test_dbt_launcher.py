@@ -7,9 +7,9 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from satlake.resources.dbt_launcher import EXECUTABLE_NAME, dbt_executable, version_report
+from satlake.resources.dbt_project import build_dbt_resource
 from satlake.settings import Settings
-from satlake.telemetry.curated import build_dbt_resource
-from satlake.telemetry.dbt_launcher import EXECUTABLE_NAME, dbt_executable, version_report
 
 
 def test_version_report_names_dbt_core_first_as_dagster_dbt_parses_it() -> None:
@@ -26,7 +26,7 @@ def test_the_installed_launcher_answers_version_without_importing_dbt() -> None:
     result = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == version_report()
     probe = (
-        "import sys\nsys.argv = ['satlake-dbt', '--version']\nfrom satlake.telemetry.dbt_launcher import main\n"
+        "import sys\nsys.argv = ['satlake-dbt', '--version']\nfrom satlake.resources.dbt_launcher import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.startswith('dbt')))"
     )
     modules = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
