@@ -123,6 +123,11 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
         scenes_ok = run_scene_demo(settings, defs, instance, report, acquired_prefix=DEMO_TILE_PREFIX)
     scenes_ok = acquisition.report(report) and scenes_ok
 
+    report.heading("Mars:")
+    from satlake.mars.demo import run_mars_demo
+
+    outcomes += run_mars_demo(settings, instance, report)
+
     from satlake.serving.definitions import serving_note
 
     report.line(serving_note(settings))
@@ -134,7 +139,7 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
         count = engine.query(f'SELECT count(*) FROM "{table.zone}"."{table.name}"').rows[0][0]
         cells.append(f"{table.zone}.{table.name:<28} {count:>9,}")
     half = (len(cells) + 1) // 2  # two columns, read down: the report stays short as domains add tables
-    for left, right in zip(cells[:half], [*cells[half:], ""], strict=True):
+    for left, right in zip(cells[:half], [*cells[half:], ""][:half], strict=True):
         report.line(f"  {left}    {right}".rstrip())
 
     from satlake.telemetry.limits_file import load_limits

@@ -272,7 +272,7 @@ class Settings:
             acquisition_request_budget=integer("SATLAKE_ACQUISITION_REQUEST_BUDGET", 2000),
             acquisition_byte_budget=integer("SATLAKE_ACQUISITION_BYTE_BUDGET", 2_000_000_000),
             mars_photos_url=merged.get("SATLAKE_MARS_PHOTOS_URL", MARS_PHOTOS_URL).rstrip("/"),
-            mars_mmgis_url=merged.get("SATLAKE_MARS_MMGIS_URL", MARS_MMGIS_URL).rstrip("/"),
+            mars_mmgis_url=merged.get("SATLAKE_MMGIS_URL", MARS_MMGIS_URL).rstrip("/"),
             nasa_api_key=api_key,
             mars_topic=merged.get("SATLAKE_MARS_TOPIC", MARS_TOPIC),
             mars_rovers=names(merged.get("SATLAKE_MARS_ROVERS", "curiosity,perseverance")),

@@ -19,6 +19,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from satlake.catalog.table import (
+    CATALOG_ITEMS,
     SEARCH_LAYOUT_FILE_BYTES,
     SEARCH_LAYOUT_ROW_GROUP_ROWS,
     search_layout,
@@ -27,7 +28,6 @@ from satlake.catalog.table import (
 from satlake.resources.lakehouse import Lakehouse
 from satlake.resources.table_maintenance import MAINTENANCE_OPERATION_KEY
 from satlake.scenes.assets import ITEMS_KEY
-from satlake.scenes.tables import CATALOG_ITEMS
 
 SEARCH_LAYOUT_OPERATION = "search_layout"
 # A day of scenes is far fewer commits than this; older history is not needed to know whether a rewrite is due.

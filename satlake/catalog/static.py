@@ -11,16 +11,20 @@ import copy
 import json
 import os
 import re
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from satlake.catalog.items import MEDIA_TYPE_GEOJSON, MEDIA_TYPE_JSON
+from satlake.catalog.items import MEDIA_TYPE_GEOJSON, MEDIA_TYPE_JSON, build_collection
+from satlake.catalog.table import CATALOG_ITEMS
 from satlake.catalog.validation import STAC_VERSION
+from satlake.resources.lakehouse import Lakehouse
+from satlake.resources.object_store import ObjectStore
 
 CATALOG_ID = "satlake"
-CATALOG_DESCRIPTION = "Scenes and derived products catalogued by satlake."
+CATALOG_DESCRIPTION = "Scenes, derived products and Mars rover photos catalogued by satlake."
 
 # Ids become folder and file names; anything else (slashes, "..", control characters) could escape the folder.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -154,3 +158,54 @@ def _write_item(item: Mapping[str, Any], item_dir: Path, root_dir: Path) -> None
     for asset in written.get("assets", {}).values():
         asset["href"] = relative_asset_href(asset["href"], item_dir, Path(root_dir))
     _write_if_changed(item_dir / f"{written['id']}.json", _dumps(written))
+
+
+def children_before_parents(paths: Iterable[Path]) -> list[Path]:
+    """Static-catalog files in upload order: deepest first (items, then collections, then catalog.json), so a
+    write that fails part-way leaves every link pointing at a file already there, never at a missing one."""
+    return sorted(paths, key=lambda path: (-len(path.parts), path.as_posix()))
+
+
+def published_description(store: ObjectStore, collection_id: str) -> str | None:
+    """The description of ``collection_id`` in the static catalog as last written, if it is there."""
+    key = f"stac/{collection_id}/collection.json"
+    local = store.local_path(key)
+    try:
+        if local is not None:
+            return json.loads(local.read_text(encoding="utf-8")).get("description")
+        if not store.exists(key):
+            return None
+        with tempfile.TemporaryDirectory(prefix="satlake-stac-") as scratch:
+            return json.loads(store.get_to_path(key, Path(scratch) / "collection.json").read_text()).get("description")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def rewrite_static_catalog(
+    lakehouse: Lakehouse, store: ObjectStore, descriptions: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, dict]]:
+    """Rewrite ``stac/`` from every row of the catalog table (every domain's items), with collections' extents
+    recomputed. A collection is described by ``descriptions`` (the caller's domain knows its own), else by the
+    description it was last published with (another domain wrote it), else generically."""
+    table = lakehouse.read(CATALOG_ITEMS, columns=["collection", "item_json"])
+    items = [json.loads(text) for text in (table.column("item_json").to_pylist() if table is not None else [])]
+    by_collection: dict[str, list[dict]] = {}
+    for item in items:
+        by_collection.setdefault(item["collection"], []).append(item)
+    known = descriptions or {}
+    collections = {
+        cid: build_collection(
+            cid, members, known.get(cid) or published_description(store, cid) or f"Items of collection {cid}."
+        )
+        for cid, members in by_collection.items()
+    }
+    root = store.local_path("stac/catalog.json")
+    if root is not None:
+        write_static_catalog(root.parent.parent, collections, items)
+    else:
+        with tempfile.TemporaryDirectory(prefix="satlake-stac-") as scratch_dir:
+            scratch = Path(scratch_dir)
+            write_static_catalog(scratch, collections, items)
+            for path in children_before_parents((scratch / "stac").rglob("*.json")):
+                store.put_file(path, path.relative_to(scratch).as_posix())
+    return len(items), collections

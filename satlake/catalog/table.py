@@ -19,7 +19,10 @@ from deltalake import ColumnProperties, WriterProperties
 from shapely.geometry import shape
 
 from satlake.catalog.items import BODY_BBOX_FIELD, EARTH, item_body, parse_item_datetime
+from satlake.resources.lakehouse import TableRef
 from satlake.scenes.cells import scene_cell_key
+
+CATALOG_ITEMS = TableRef("catalog", "items")  # every domain's STAC items, one row each
 
 CELL_KEY_PRECISION = 3  # geohash characters: cells of about 156 km x 156 km at the equator
 

@@ -120,7 +120,7 @@ class MarsClient:
 
     def __init__(self, photos_url: str, mmgis_url: str, api_key: str, session: PoliteSession) -> None:
         self.photos_url = _base_url(photos_url, "SATLAKE_MARS_PHOTOS_URL")
-        self.mmgis_url = _base_url(mmgis_url, "SATLAKE_MARS_MMGIS_URL")
+        self.mmgis_url = _base_url(mmgis_url, "SATLAKE_MMGIS_URL")
         if not api_key or not api_key.strip():
             raise ValueError("SATLAKE_NASA_API_KEY is empty; use DEMO_KEY (30 requests an hour) or your own key")
         self._api_key = api_key.strip()

@@ -14,6 +14,7 @@ from typing import Any
 
 from satlake.catalog.items import MEDIA_TYPE_JPEG, MEDIA_TYPE_PNG, format_datetime, item_links
 from satlake.catalog.validation import FILE_EXTENSION, SSYS_EXTENSION, STAC_VERSION
+from satlake.mars.rovers import ROVERS
 from satlake.mars.timelapse import MEDIA_TYPE_GIF
 
 TIMELAPSE_COLLECTION = "mars-timelapses"
@@ -21,6 +22,19 @@ TIMELAPSE_COLLECTION = "mars-timelapses"
 
 def photo_collection(rover: str) -> str:
     return f"mars-{rover}-photos"
+
+
+def collection_descriptions() -> dict[str, str]:
+    """How the static catalog describes the Mars collections."""
+    described = {
+        photo_collection(rover.name): f"Photos taken on Mars by NASA's {rover.display_name} rover, with their camera "
+        "and sol (from the Mars rover photo API); the image is satlake's copy, or NASA's URL where it was not fetched."
+        for rover in ROVERS.values()
+    }
+    described[TIMELAPSE_COLLECTION] = (
+        "Animated timelapses of each Mars rover camera over its latest sols, built from the photos in the object store."
+    )
+    return described
 
 
 def photo_item_id(rover: str, photo_id: int) -> str:

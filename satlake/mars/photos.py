@@ -16,22 +16,22 @@ from urllib.parse import urlsplit
 import dagster as dg
 import pyarrow as pa
 
-from satlake.catalog.table import catalog_rows
+from satlake.catalog.static import rewrite_static_catalog
+from satlake.catalog.table import CATALOG_ITEMS, catalog_rows
 from satlake.catalog.validation import validate_stac_object
 from satlake.mars.assets import GROUP
 from satlake.mars.bronze import BRONZE_PHOTOS_KEY
 from satlake.mars.client import ApiResponse, MarsClient
-from satlake.mars.items import photo_item, photo_item_id
+from satlake.mars.items import collection_descriptions, photo_item, photo_item_id
 from satlake.mars.landing import put_bytes
 from satlake.mars.partitions import ROVER_SOL_PARTITIONS, rover_sols
 from satlake.mars.tables import MARS_PHOTO_FILES, MARS_PHOTO_FILES_SCHEMA, MARS_PHOTOS
 from satlake.resources.http import PoliteSession
-from satlake.resources.lakehouse import Lakehouse, TableRef
+from satlake.resources.lakehouse import Lakehouse
 from satlake.resources.object_store import ObjectStore
 from satlake.settings import Settings
 
 PHOTO_ITEMS_KEY = dg.AssetKey(["catalog", "mars_photos"])
-CATALOG_ITEMS = TableRef("catalog", "items")
 HOST_FAILURES_BEFORE_GIVING_UP = 3
 IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}
 
@@ -155,6 +155,7 @@ def catalog_mars_photos(
         if ids:  # item ids are "mars-<rover>-<integer>": safe inside quotes
             listed = ", ".join(f"'{item_id}'" for item_id in sorted(ids))
             lakehouse.replace_where(CATALOG_ITEMS, catalog_rows(items), f"id IN ({listed})", partition_by=[], retries=8)
+    rewrite_static_catalog(lakehouse, object_store, collection_descriptions())
     yield dg.MaterializeResult(
         metadata={"photos_fetched": fetched, "photos_not_fetched": not_fetched, "photos_already_fetched": reused}
     )

@@ -185,7 +185,7 @@ class MarsReplayServer:
 
     @property
     def mmgis_url(self) -> str:
-        """What ``SATLAKE_MARS_MMGIS_URL`` is for the live MMGIS."""
+        """What ``SATLAKE_MMGIS_URL`` is for the live MMGIS."""
         return self.base_url + MMGIS_PREFIX
 
     @staticmethod

@@ -13,11 +13,12 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from satlake.catalog.table import catalog_rows
+from satlake.catalog.static import rewrite_static_catalog
+from satlake.catalog.table import CATALOG_ITEMS, catalog_rows
 from satlake.mars.assets import GROUP
-from satlake.mars.items import timelapse_item
+from satlake.mars.items import collection_descriptions, timelapse_item
 from satlake.mars.partitions import ROVER_PARTITIONS
-from satlake.mars.photos import CATALOG_ITEMS, PHOTO_ITEMS_KEY
+from satlake.mars.photos import PHOTO_ITEMS_KEY
 from satlake.mars.rovers import rover_named
 from satlake.mars.tables import MARS_PHOTO_FILES, MARS_PHOTOS, MARS_TIMELAPSES, MARS_TIMELAPSES_SCHEMA
 from satlake.mars.timelapse import Frame, build_timelapse
@@ -116,6 +117,7 @@ def gold_mars_timelapses(
     if items:
         listed = ", ".join(f"'{item['id']}'" for item in items)
         lakehouse.replace_where(CATALOG_ITEMS, catalog_rows(items), f"id IN ({listed})", partition_by=[], retries=8)
+    rewrite_static_catalog(lakehouse, object_store, collection_descriptions())
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(rows),

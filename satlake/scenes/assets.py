@@ -10,7 +10,7 @@ acquisition of the tile in the catalog table, so it comes last.
 import json
 import posixpath
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,10 +24,9 @@ from satlake.catalog.items import (
     MEDIA_TYPE_PNG,
     MEDIA_TYPE_TEXT,
     AssetRef,
-    build_collection,
     build_stac_item,
 )
-from satlake.catalog.static import write_static_catalog
+from satlake.catalog.static import rewrite_static_catalog
 from satlake.catalog.table import catalog_rows
 from satlake.catalog.validation import validate_stac_object
 from satlake.products.forest_change import bright_cloud_mask, detect_forest_loss, select_clear_pairs
@@ -497,35 +496,6 @@ def _item_assets(lakehouse: Lakehouse, store: ObjectStore, meta: SceneMetadata, 
     return assets
 
 
-def children_before_parents(paths: Iterable[Path]) -> list[Path]:
-    """Static-catalog files in upload order: deepest first (items, then collections, then catalog.json), so a
-    write that fails part-way leaves every link pointing at a file already there, never at a missing one."""
-    return sorted(paths, key=lambda path: (-len(path.parts), path.as_posix()))
-
-
-def rewrite_static_catalog(lakehouse: Lakehouse, store: ObjectStore) -> tuple[int, dict[str, dict]]:
-    """Rewrite ``stac/`` from every row of the catalog table, with collections' extents recomputed."""
-    table = lakehouse.read(CATALOG_ITEMS, columns=["collection", "item_json"])
-    items = [json.loads(text) for text in (table.column("item_json").to_pylist() if table is not None else [])]
-    by_collection: dict[str, list[dict]] = {}
-    for item in items:
-        by_collection.setdefault(item["collection"], []).append(item)
-    collections = {
-        cid: build_collection(cid, members, COLLECTION_DESCRIPTIONS.get(cid, f"Scenes of collection {cid}."))
-        for cid, members in by_collection.items()
-    }
-    root = store.local_path("stac/catalog.json")
-    if root is not None:
-        write_static_catalog(root.parent.parent, collections, items)
-    else:
-        with tempfile.TemporaryDirectory(prefix="satlake-stac-") as scratch_dir:
-            scratch = Path(scratch_dir)
-            write_static_catalog(scratch, collections, items)
-            for path in children_before_parents((scratch / "stac").rglob("*.json")):
-                store.put_file(path, path.relative_to(scratch).as_posix())
-    return len(items), collections
-
-
 @dg.asset(
     key=ITEMS_KEY,
     group_name=GROUP,
@@ -546,7 +516,7 @@ def catalog_items(
     meta, raw_prefix = load_scene_metadata(lakehouse, scene_id)
     item = build_stac_item(meta, _item_assets(lakehouse, object_store, meta, raw_prefix))
     version = replace_rows(lakehouse, CATALOG_ITEMS, catalog_rows([item]), "id", scene_id)
-    count, collections = rewrite_static_catalog(lakehouse, object_store)
+    count, collections = rewrite_static_catalog(lakehouse, object_store, COLLECTION_DESCRIPTIONS)
     context.log.info(f"scene {scene_id}: item in {meta.collection}, catalog has {count} items")
     yield dg.MaterializeResult(
         metadata={

@@ -11,13 +11,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from satlake.catalog.table import CATALOG_ITEMS as CATALOG_ITEMS  # defined below the domains; re-exported
 from satlake.resources.lakehouse import Lakehouse, TableRef
 from satlake.scenes.metadata import BandInfo, SceneFile, SceneMetadata
 
 RAW_SCENES = TableRef("raw", "scenes")
 SCENE_REJECTS = TableRef("raw", "scene_rejects")
 SILVER_COGS = TableRef("silver", "cogs")
-CATALOG_ITEMS = TableRef("catalog", "items")
 GOLD_NDVI = TableRef("gold", "ndvi")
 GOLD_QUICKLOOKS = TableRef("gold", "quicklooks")
 GOLD_FOREST_CHANGE = TableRef("gold", "forest_change")

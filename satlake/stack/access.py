@@ -18,13 +18,15 @@ ROLES = (ADMIN, OPS, SCIENCE)
 TELEMETRY_SCHEMAS = ("raw", "bronze", "silver", "gold")
 TELEMETRY_TABLE_PATTERN = "telemetry.*"
 
-# science reads the catalog (areas of interest included), the imagery, its acquisition and the products;
-# schema -> tables ("*" = the whole schema).
+# science reads the catalog (areas of interest included), the imagery, its acquisition, the products and the
+# Mars rover missions (every table named mars_* of any zone); schema -> table patterns ("*" = the whole schema).
+MARS_TABLE_PATTERN = "mars_.*"
 SCIENCE_TABLES: Mapping[str, tuple[str, ...]] = {
     "catalog": ("*",),
-    "raw": ("scenes", "acquisitions", "acquisition_requests", "acquisition_request_rejects"),
-    "silver": ("cogs",),
-    "gold": ("ndvi", "quicklooks", "forest_change", "forest_change_alerts"),
+    "raw": ("scenes", "acquisitions", "acquisition_requests", "acquisition_request_rejects", MARS_TABLE_PATTERN),
+    "bronze": (MARS_TABLE_PATTERN,),
+    "silver": ("cogs", MARS_TABLE_PATTERN),
+    "gold": ("ndvi", "quicklooks", "forest_change", "forest_change_alerts", MARS_TABLE_PATTERN),
 }
 
 # Users created with the stack: each is a member of the role of the same name.

@@ -94,11 +94,19 @@ def test_demo_runs_end_to_end_and_is_safe_to_run_twice(tmp_path: Path) -> None:
     # The first tile came through acquisition: its AOI raised an alert for the planted clearing.
     assert counts["catalog.areas_of_interest"] == 1 and counts["gold.forest_change_alerts"] >= 1
     assert re.search(r"^  alert: \d+\.\d+ ha lost between 2024-05-02 and 2024-07-21", first.stdout, re.M)
+    # The Mars section fetched two rovers' sols from the replayed API and printed the mission timeline.
+    assert counts["silver.mars_photos"] > 0 and counts["gold.mars_mission_timeline"] > 0, first.stdout
+    assert counts["bronze.mars_photos"] == counts["silver.mars_photos"], first.stdout
+    assert counts["gold.mars_timelapses"] > 0 and counts.get("raw.mars_request_rejects", 0) == 0, first.stdout
+    timeline = first.stdout[first.stdout.index("mission timeline (gold.mars_mission_timeline") :]
+    assert re.search(r"^\s*curiosity\s+1000\b", timeline, re.M) and re.search(
+        r"^\s*perseverance\s+100\b", timeline, re.M
+    )
     assert_readable_report(first)
 
     second = satlake(tmp_path, "demo")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "not producing again" in second.stdout
+    assert "not producing again" in second.stdout and "Mars: requested by an earlier demo run" in second.stdout
     assert table_counts(second.stdout) == counts
 
     query = satlake(

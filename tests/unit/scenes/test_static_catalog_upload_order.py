@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from satlake.scenes.assets import children_before_parents
+from satlake.catalog.static import children_before_parents
 
 
 def test_items_then_collections_then_the_root_catalog() -> None:
