@@ -16,7 +16,8 @@ import pyarrow as pa
 from satlake.mars import checks
 from satlake.mars.assets import GROUP, MANIFESTS_KEY, PHOTOS_KEY, TRAVERSES_KEY
 from satlake.mars.landing import MANIFEST, PHOTOS, WAYPOINTS
-from satlake.mars.parse import ParseResult, parse_manifest, parse_photos, parse_waypoints
+from satlake.mars.parse import ParseResult, parse_manifest, parse_photos
+from satlake.mars.parse_waypoints import parse_waypoints
 from satlake.mars.partitions import ROVER_PARTITIONS, ROVER_SOL_PARTITIONS, rover_sols
 from satlake.mars.responses import Latest, latest_by_sol, latest_responses, manifest_max_sol
 from satlake.mars.rovers import rover_named

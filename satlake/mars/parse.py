@@ -19,15 +19,10 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import shapely
-from shapely.geometry import Point
-
-from satlake.mars.geodesy import MARS_CRS_CODE, distance_from_km, geodesic_m
 from satlake.mars.rovers import Rover, rover_named
 
-MAX_KM_FROM_LANDING = 200.0  # farther than any rover has driven (Opportunity: ~45 km); beyond it the CRS is wrong
 MAX_RECORD_CHARS = 4000  # a rejected body is cut here; the whole body stays in raw.mars_responses
-_INT32_MAX = 2**31 - 1
+INT32_MAX = 2**31 - 1
 _JSON_KINDS = {dict: "object", list: "array"}
 _NO_DOCUMENT = object()  # what _load returns for a body that is not JSON (``None`` is the JSON document null)
 
@@ -69,7 +64,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     """What a decoded JSON value is, in JSON's words (object, array, string, number, boolean, null)."""
     if value is None:
         return "null"
@@ -81,7 +76,7 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _rover(rover: Rover | str) -> Rover:
+def as_rover(rover: Rover | str) -> Rover:
     return rover if isinstance(rover, Rover) else rover_named(rover)
 
 
@@ -127,7 +122,7 @@ def _api_error(document: Any) -> str | None:
     return None
 
 
-def _document(body: bytes | str, what: str, key: str, kind: type, result: ParseResult) -> Any | None:
+def load_document(body: bytes | str, what: str, key: str, kind: type, result: ParseResult) -> Any | None:
     """``document[key]`` when the body is JSON with that key of that kind; else None and one reject."""
     document = _load(body, what, result)
     if document is _NO_DOCUMENT:
@@ -137,13 +132,13 @@ def _document(body: bytes | str, what: str, key: str, kind: type, result: ParseR
         result.reject(document, error)
         return None
     if not isinstance(document, Mapping) or not isinstance(document.get(key), kind):
-        shape = f"keys {sorted(document)}" if isinstance(document, Mapping) else f"a JSON {_json_type(document)}"
+        shape = f"keys {sorted(document)}" if isinstance(document, Mapping) else f"a JSON {json_type(document)}"
         result.reject(document, f"not a {what}: expected an object with a {key!r} {_JSON_KINDS[kind]}, got {shape}")
         return None
     return document[key]
 
 
-def _int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -162,7 +157,7 @@ def _date(value: Any) -> date | None:
         return None
 
 
-def _float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     """A finite number as float; None for missing, non-numeric or non-finite values."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -171,17 +166,17 @@ def _float(value: Any) -> float | None:
 
 def parse_manifest(body: bytes | str, rover: Rover | str, response_id: str, fetched_at: datetime) -> ParseResult:
     """bronze.mars_manifests rows, one per sol listed in the rover's photo manifest."""
-    rover = _rover(rover)
+    rover = as_rover(rover)
     result = ParseResult()
-    manifest = _document(body, "photo manifest", "photo_manifest", dict, result)
+    manifest = load_document(body, "photo manifest", "photo_manifest", dict, result)
     if manifest is None:
         return result
     name = manifest.get("name")
     if not isinstance(name, str) or name.strip().lower() != rover.name:
         result.reject(manifest, f"the manifest is for rover {name!r}, but {rover.name}'s manifest was requested")
         return result
-    max_sol, max_date = _int(manifest.get("max_sol")), _date(manifest.get("max_date"))
-    total, status = _int(manifest.get("total_photos")), manifest.get("status")
+    max_sol, max_date = as_int(manifest.get("max_sol")), _date(manifest.get("max_date"))
+    total, status = as_int(manifest.get("total_photos")), manifest.get("status")
     problems = [
         problem
         for problem, bad in (
@@ -194,7 +189,7 @@ def parse_manifest(body: bytes | str, rover: Rover | str, response_id: str, fetc
     ]
     photos = manifest.get("photos")
     if not isinstance(photos, list):
-        problems.append(f"photos is a JSON {_json_type(photos)}, not a list of sols")
+        problems.append(f"photos is a JSON {json_type(photos)}, not a list of sols")
     if problems:
         header = {key: value for key, value in manifest.items() if key != "photos"}
         result.reject(header, f"{rover.name}'s manifest is malformed: {'; '.join(problems)}")
@@ -209,9 +204,9 @@ def parse_manifest(body: bytes | str, rover: Rover | str, response_id: str, fetc
         result.rows.append(
             {
                 "rover_name": rover.name,
-                "sol": _int(entry["sol"]),
+                "sol": as_int(entry["sol"]),
                 "earth_date": _date(entry["earth_date"]),
-                "total_photos": _int(entry["total_photos"]),
+                "total_photos": as_int(entry["total_photos"]),
                 "cameras": list(entry["cameras"]),
                 "max_sol": max_sol,
                 "max_date": max_date,
@@ -226,9 +221,9 @@ def parse_manifest(body: bytes | str, rover: Rover | str, response_id: str, fetc
 
 def _manifest_entry_problem(entry: Any, max_sol: int, seen: set[int]) -> str | None:
     if not isinstance(entry, Mapping):
-        return f"a sol entry is a JSON {_json_type(entry)}, not an object"
-    sol = _int(entry.get("sol"))
-    if sol is None or not 0 <= sol <= _INT32_MAX:
+        return f"a sol entry is a JSON {json_type(entry)}, not an object"
+    sol = as_int(entry.get("sol"))
+    if sol is None or not 0 <= sol <= INT32_MAX:
         return f"sol {entry.get('sol')!r} is not a sol number"
     if sol > max_sol:
         return f"sol {sol} is after the manifest's max_sol {max_sol}"
@@ -236,8 +231,8 @@ def _manifest_entry_problem(entry: Any, max_sol: int, seen: set[int]) -> str | N
         return f"sol {sol} is listed twice (first kept)"
     if _date(entry.get("earth_date")) is None:
         return f"sol {sol}: earth_date {entry.get('earth_date')!r} is not a date"
-    count = _int(entry.get("total_photos"))
-    if count is None or not 0 <= count <= _INT32_MAX:
+    count = as_int(entry.get("total_photos"))
+    if count is None or not 0 <= count <= INT32_MAX:
         return f"sol {sol}: total_photos {entry.get('total_photos')!r} is not a count"
     cameras = entry.get("cameras")
     if not isinstance(cameras, list) or not all(isinstance(camera, str) for camera in cameras):
@@ -259,9 +254,9 @@ def parse_photos(
     ``max_sol`` is the rover's latest sol from its manifest: a page for a later sol cannot be right, so all its
     records are rejected.
     """
-    rover = _rover(rover)
+    rover = as_rover(rover)
     result = ParseResult()
-    photos = _document(body, "photo page", "photos", list, result)
+    photos = load_document(body, "photo page", "photos", list, result)
     if photos is None:
         return result
     if max_sol is not None and sol > max_sol:
@@ -284,8 +279,8 @@ def parse_photos(
 
 def _photo_row(record: Any, rover: Rover, sol: int, page: int, seen: set[int]) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(record, Mapping):
-        return None, f"a photo record is a JSON {_json_type(record)}, not an object"
-    photo_id = _int(record.get("id"))
+        return None, f"a photo record is a JSON {json_type(record)}, not an object"
+    photo_id = as_int(record.get("id"))
     if photo_id is None:
         return None, f"photo has no integer id (id={record.get('id')!r})"
     if photo_id in seen:
@@ -296,7 +291,7 @@ def _photo_row(record: Any, rover: Rover, sol: int, page: int, seen: set[int]) -
     split = urlsplit(img_src.strip())
     if split.scheme.lower() not in ("http", "https") or not split.netloc:
         return None, f"photo {photo_id} img_src {img_src!r} is not an http(s) URL"
-    record_sol = _int(record.get("sol"))
+    record_sol = as_int(record.get("sol"))
     if record_sol != sol:
         return None, f"photo {photo_id} is from sol {record.get('sol')!r}, but the page was requested for sol {sol}"
     rover_object = record.get("rover")
@@ -325,108 +320,3 @@ def _photo_row(record: Any, rover: Rover, sol: int, page: int, seen: set[int]) -
         "rover_shape": "long" if long_shape else "short",
         "page": page,
     }, ""
-
-
-def parse_waypoints(
-    body: bytes | str, rover: Rover | str, mission: str, response_id: str, fetched_at: datetime
-) -> ParseResult:
-    """bronze.mars_waypoints rows, one per Point feature of an MMGIS waypoints FeatureCollection, in file order.
-
-    ``segment_m`` is the geodesic (Mars ellipsoid) from the previous kept waypoint; a waypoint whose sol goes
-    back in time is kept, with a warning.
-    """
-    rover = _rover(rover)
-    result = ParseResult()
-    features = _document(body, "waypoints FeatureCollection", "features", list, result)
-    if features is None:
-        return result
-    previous: dict[str, Any] | None = None
-    for index, feature in enumerate(features):
-        waypoint, reason = _waypoint(feature, rover)
-        if waypoint is None:
-            result.reject(feature, f"{mission} waypoint {index}: {reason}")
-            continue
-        segment_m = None
-        if previous is not None:
-            segment_m = geodesic_m(previous["lon"], previous["lat"], waypoint["lon"], waypoint["lat"])
-            if waypoint["sol"] < previous["sol"]:
-                result.warnings.append(
-                    f"{mission} waypoint {index} (site {waypoint['site']} drive {waypoint['drive']}) has sol "
-                    f"{waypoint['sol']}, before the previous waypoint's sol {previous['sol']}: "
-                    "the traverse is not in sol order"
-                )
-        row = {
-            "rover_name": rover.name,
-            "mission": mission,
-            **waypoint,
-            "segment_m": segment_m,
-            "crs": MARS_CRS_CODE,
-            "geometry_wkb": shapely.to_wkb(Point(waypoint["lon"], waypoint["lat"])),
-            "response_id": response_id,
-            "fetched_at": fetched_at,
-        }
-        result.rows.append(row)
-        previous = row
-    return result
-
-
-def _waypoint(feature: Any, rover: Rover) -> tuple[dict[str, Any] | None, str]:
-    """The published columns of one waypoint feature (sol .. dist_total_m), or None and why it is rejected."""
-    if not isinstance(feature, Mapping):
-        return None, f"a feature is a JSON {_json_type(feature)}, not an object"
-    geometry = feature.get("geometry")
-    kind = geometry.get("type") if isinstance(geometry, Mapping) else None
-    if kind != "Point":
-        return None, f"the geometry is {kind or 'missing'}, not a Point"
-    coordinates = geometry.get("coordinates")
-    if not isinstance(coordinates, list) or len(coordinates) < 2:
-        return None, f"Point coordinates {coordinates!r} are not [lon, lat, ...]"
-    lon, lat = coordinates[0], coordinates[1]
-    if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in (lon, lat)):
-        return None, f"coordinates ({lon!r}, {lat!r}) are not numbers"
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        return None, f"coordinates ({lon!r}, {lat!r}) are not finite"
-    if abs(lat) > 90:
-        return None, f"latitude {lat} is outside -90..90"
-    if not -180 <= lon <= 360:
-        return None, f"longitude {lon} is outside -180..360"
-    lon = float(lon) - 360.0 if lon > 180 else float(lon)
-    lat = float(lat)
-    properties = feature.get("properties")
-    properties = properties if isinstance(properties, Mapping) else {}
-    sol = _int(properties.get("sol"))
-    if sol is None or not 0 <= sol <= _INT32_MAX:
-        return None, f"waypoint has no sol (sol={properties.get('sol')!r})"
-    site, drive = _site_drive(properties)
-    if site is None or drive is None:
-        return None, f"waypoint has no site/drive (site={properties.get('site')!r}, RMC={properties.get('RMC')!r})"
-    km = distance_from_km(rover.landing_lon, rover.landing_lat, lon, lat)
-    if km > MAX_KM_FROM_LANDING:
-        return None, (
-            f"waypoint at ({lon:.4f}, {lat:.4f}) is {km:.0f} km from {rover.display_name}'s landing site; "
-            "coordinates of another body or CRS?"
-        )
-    return {
-        "sol": sol,
-        "site": site,
-        "drive": drive,
-        "lon": lon,
-        "lat": lat,
-        "elev_geoid_m": _float(properties.get("elev_geoid")),
-        "dist_m": _float(properties.get("dist_m")),
-        "dist_total_m": _float(properties.get("dist_total_m")),
-    }, ""
-
-
-def _site_drive(properties: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """Site and drive numbers, from their own properties or else from the RMC ("site_drive") label."""
-    site, drive = _int(properties.get("site")), _int(properties.get("drive"))
-    rmc = properties.get("RMC")
-    if (site is None or drive is None) and isinstance(rmc, str) and rmc.count("_") == 1:
-        left, right = rmc.split("_")
-        if site is None and left.strip().isdigit():
-            site = int(left)
-        if drive is None and right.strip().isdigit():
-            drive = int(right)
-    ok = site is not None and drive is not None and 0 <= site <= _INT32_MAX and 0 <= drive <= _INT32_MAX
-    return (site, drive) if ok else (None, None)

@@ -108,7 +108,8 @@ def parse_request(payload: bytes | str, now: datetime | None = None) -> MarsRequ
     today = current_sol(rover, now or datetime.now(UTC))
     if last > today:
         raise MarsRequestError(
-            f"sol {last} is in the future: {rover.display_name} landed on {rover.landing_date} and is on sol {today} now"
+            f"sol {last} is in the future: {rover.display_name} landed on {rover.landing_date} and is on sol "
+            f"{today} now"
         )
     requested_at = None
     if "requested_at" in document:

@@ -16,13 +16,8 @@ import shapely
 from shapely.geometry import Point
 
 from satlake.mars.geodesy import MARS_CRS_CODE, geodesic_m
-from satlake.mars.parse import (
-    MAX_KM_FROM_LANDING,
-    ParseResult,
-    parse_manifest,
-    parse_photos,
-    parse_waypoints,
-)
+from satlake.mars.parse import ParseResult, parse_manifest, parse_photos
+from satlake.mars.parse_waypoints import MAX_KM_FROM_LANDING, parse_waypoints
 from satlake.mars.rovers import ROVERS, rover_named
 from satlake.mars.tables import MARS_MANIFESTS_SCHEMA, MARS_PHOTOS_SCHEMA, MARS_WAYPOINTS_SCHEMA
 
