@@ -331,6 +331,30 @@ def test_each_role_reads_exactly_its_tables_in_every_schema(trino: TrinoLake, ta
     assert len(outcomes) == len(tables.readers) * len(ROLES) == 27
 
 
+def test_science_reads_the_mars_tables_of_every_zone_and_ops_none(stack: Settings, trino: TrinoLake) -> None:
+    # Tables of this module's own, named as the Mars source names its tables (mars_*), in each zone it writes.
+    readers = {(schema, f"mars_sec_{UID}"): SCIENCE_READERS for schema in ("raw", "bronze", "silver", "gold")}
+    readers[("gold", f"sec_mars_{UID}")] = ADMIN_ONLY  # "mars" elsewhere in the name grants nothing
+    options = s3_storage_options(stack)
+    for schema, table in readers:
+        location = f"s3://{stack.lake_bucket}/lake/{schema}/{table}"
+        trino.ensure_schema(schema, f"s3://{stack.lake_bucket}/lake/{schema}")
+        write_deltalake(location, small_table(0), storage_options=options)
+        trino.register_table(schema, table, location)
+    outcomes = {}
+    for (schema, table), allowed in readers.items():
+        sql = f'SELECT count(*) FROM "{schema}"."{table}"'
+        for role in ROLES:
+            if role in allowed:
+                outcomes[(schema, table, role)] = trino.query(sql, user=role)[1][0][0] == 2
+            else:
+                outcomes[(schema, table, role)] = f"Cannot select from table lake.{schema}.{table}" in denied(
+                    trino, sql, role
+                )
+    assert all(outcomes.values()), [name for name, ok in outcomes.items() if not ok]
+    assert len(outcomes) == len(readers) * len(ROLES) == 15
+
+
 @pytest.mark.parametrize("metadata", ["history", "properties"])
 def test_delta_metadata_tables_follow_their_tables_rules(
     trino: TrinoLake, tables: RegisteredTables, metadata: str

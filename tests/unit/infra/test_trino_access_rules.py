@@ -69,6 +69,35 @@ def test_science_reads_the_catalog_and_imagery_products_and_ops_none(schema: str
     assert can_select("admin", schema, table)
 
 
+@pytest.mark.parametrize(
+    ("schema", "table"),
+    [
+        ("raw", "mars_requests"),
+        ("raw", "mars_responses"),
+        ("raw", "mars_photo_files"),
+        ("bronze", "mars_photos"),
+        ("bronze", "mars_waypoints"),
+        ("silver", "mars_photos"),
+        ("gold", "mars_photos_per_sol"),
+        ("gold", "mars_drive_per_sol"),
+        ("gold", "mars_mission_timeline"),
+        ("gold", "mars_timelapses"),
+    ],
+)
+def test_science_reads_every_mars_table_and_ops_none(schema: str, table: str) -> None:
+    assert can_select("science", schema, table)
+    assert not can_select("ops", schema, table)
+    assert can_select("admin", schema, table)
+
+
+def test_science_gets_only_tables_named_mars_underscore_in_the_lake_zones() -> None:
+    assert not can_select("science", "bronze", "telemetry")  # science reads nothing else in bronze
+    assert not can_select("science", "gold", "marsupials")  # the underscore is part of the pattern
+    assert not can_select("science", "gold", "old_mars_photos")  # a whole-name match, not a substring
+    assert not can_select("science", "ops", "mars_photos")  # a schema outside the lake's zones
+    assert not can_select("science", "gold", "mars_photos", catalog="system")
+
+
 def test_names_only_resembling_a_role_table_are_not_granted() -> None:
     assert not can_select("ops", "catalog", "telemetry_index")  # right table name, wrong schema
     assert not can_select("science", "gold", "ndvi_backup")  # whole-name match, not a prefix
