@@ -2,8 +2,9 @@
 ``raw/mars_traverses`` (per rover).
 
 Each asks the API (or MMGIS) through the polite session, keeps every response as received in
-``raw.mars_responses`` with its request and time, and lands the usable ones in the landing area, where their
-announcements start the bronze partitions (``sensors.mars_landing_sensor``). A run that reaches the hourly
+``raw.mars_responses`` with its request and time, and lands every one in the landing area (error answers too:
+bronze turns them into reject rows with the reason), where their announcements start the bronze partitions
+(``sensors.mars_landing_sensor``). A run that reaches the hourly
 request budget stops asking, keeps what it fetched, and says which sols are left (check ``fetched_to_the_end``).
 """
 

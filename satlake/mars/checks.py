@@ -108,7 +108,9 @@ def manifest_checks(lakehouse: Lakehouse, rover: str, now: datetime) -> Iterator
         latest = max(fetched, default=None)
         if latest is None or latest < max_sol - FRESH_SOLS:
             problems.append(
-                f"{rover} is active up to sol {max_sol} but photos are fetched to sol {latest}; "
+                f"{rover} is active up to sol {max_sol} but "
+                + ("no photos are fetched yet" if latest is None else f"photos are fetched to sol {latest}")
+                + "; "
                 "the daily schedule requests the new sols (or `satlake mars fetch`)"
             )
     status = any_row["status"] if any_row is not None else "no manifest yet"

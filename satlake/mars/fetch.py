@@ -67,22 +67,22 @@ def record_responses(
     say: Callable[[str], None] | None = None,
     mission: str | None = None,
 ) -> list[dict[str, object]]:
-    """Land the usable responses (announced on ``topic``) and append every response, usable or not, to
-    ``raw.mars_responses`` with its request and time. Returns the rows written."""
+    """Append every response, usable or not, to ``raw.mars_responses`` with its request and time, and land it
+    (announced on ``topic``). Unusable ones are landed too: their announcement starts the bronze partition, which
+    records them in bronze.mars_rejects with the reason (a sol whose every page failed would otherwise never get
+    a bronze run, nor a reject row). Returns the rows written."""
     rows: list[dict[str, object]] = []
     bodies: list[tuple[str, bytes]] = []
     for response in responses:
-        key = None
-        if response.error is None:
-            key = response_key(
-                response.kind,
-                response.rover,
-                response.fetched_at,
-                sol=response.sol,
-                page=response.page,
-                mission=mission,
-            )
-            bodies.append((key, response.body))
+        key = response_key(
+            response.kind,
+            response.rover,
+            response.fetched_at,
+            sol=response.sol,
+            page=response.page,
+            mission=mission,
+        )
+        bodies.append((key, response.body))
         rows.append(
             {
                 "response_id": response_id(response),

@@ -49,6 +49,7 @@ class ImageFetcher:
         self.client = MarsClient(settings.mars_photos_url, settings.mars_mmgis_url, settings.nasa_api_key, session)
         self.bytes_left = settings.mars_image_byte_budget
         self.failures: dict[str, int] = {}
+        self.last_failure: dict[str, str] = {}
 
     def fetch(self, img_src: str, rover: str, sol: int) -> tuple[bytes | None, str | None, str | None]:
         """(body, extension, reason): the image, or None with why it was not fetched."""
@@ -56,11 +57,14 @@ class ImageFetcher:
         if urlsplit(img_src).scheme not in ("http", "https"):
             return None, None, f"img_src {img_src!r} is not an http(s) URL"
         if self.failures.get(host, 0) >= HOST_FAILURES_BEFORE_GIVING_UP:
-            return None, None, f"{host} did not answer {HOST_FAILURES_BEFORE_GIVING_UP} times in a row this run"
+            failed = f"{host} failed {HOST_FAILURES_BEFORE_GIVING_UP} times in a row this run, so it was not asked"
+            return None, None, f"{failed} again (last: {self.last_failure.get(host)})"
         if self.bytes_left <= 0:
             return None, None, "the run's image byte budget (SATLAKE_MARS_IMAGE_BYTE_BUDGET) is spent"
         response: ApiResponse = self.client.image(img_src, rover=rover, sol=sol)
         self.failures[host] = self.failures.get(host, 0) + 1 if response.status == 0 else 0
+        if response.status == 0 and response.error:
+            self.last_failure[host] = response.error
         if response.error:
             return None, None, response.error
         content_type = (response.content_type or "").split(";")[0].strip().lower()
