@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-import dagster as dg
-
 from satlake.partitions import DEFAULT_LOOKBACK_DAYS
 from satlake.reporting import Report
 from satlake.resources import SatlakeResources, build_resources
@@ -22,6 +20,7 @@ from satlake.runner import (
     LEGACY_STATE_FILE,
     RunOutcome,
     backfill_days,
+    check_results,
     dagster_instance,
     run_failures,
     run_pending_work,
@@ -35,6 +34,7 @@ DEMO_INTERVAL_S = 20.0
 DEMO_FAULT_RATE = 0.02
 DEMO_SEED = 7
 
+TABLE_COLUMNS = 3
 SAMPLE_QUERY = """SELECT h.satellite_name, sum(h.reading_count) AS readings, round(avg(h.temp_c_avg), 1) AS avg_temp_c,
        round(min(h.battery_charge_pct_min), 1) AS min_battery_pct,
        (SELECT count(*) FROM gold.telemetry_anomalies a WHERE a.satellite_name = h.satellite_name) AS anomalies
@@ -82,15 +82,10 @@ def produce_demo_telemetry(resources: SatlakeResources, marker: Path, report: Re
     return window
 
 
-def _check_results(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, tuple[bool, str]]:
-    """Latest outcome of every asset check evaluated in these runs: 'asset:check' -> (passed, description)."""
-    latest: dict[str, tuple[bool, str]] = {}
-    for run_id in run_ids:
-        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-            evaluation = entry.dagster_event.event_specific_data  # type: ignore[union-attr]
-            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-            latest[name] = (evaluation.passed, evaluation.description or "")
-    return dict(sorted(latest.items()))
+def columns_down(cells: list[str], columns: int) -> list[list[str]]:
+    """``cells`` in ``columns`` columns read top to bottom, then left to right, as rows (the last row padded)."""
+    height = -(-len(cells) // columns)
+    return [[cells[i] if i < len(cells) else "" for i in range(row, height * columns, height)] for row in range(height)]
 
 
 def run_demo(settings: Settings, report: Report | None = None) -> bool:
@@ -107,12 +102,14 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
 
     state = settings.dagster_home / LEGACY_STATE_FILE
     outcomes = report.track_runs(
-        "runs of the telemetry sensors and automation", partial(run_pending_work, defs, instance, state)
+        "runs of the telemetry sensors and automation", partial(run_pending_work, defs, instance, state), detail=False
     )
     if not any(o.description.startswith("bronze_telemetry_job") for o in outcomes):
         # Nothing new arrived (a second demo run): re-run every demo day to show the result is identical.
         report.line(f"no new events; re-running days {window.days[0]}..{window.days[-1]} as one backfill")
-        outcomes += report.track_runs("backfill runs", partial(backfill_days, defs, instance, window.days))
+        outcomes += report.track_runs(
+            "backfill runs", partial(backfill_days, defs, instance, window.days), detail=False
+        )
 
     report.heading("scenes:")
     from satlake.acquisition.demo import DEMO_TILE_PREFIX, acquisition_demo
@@ -123,10 +120,9 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
         scenes_ok = run_scene_demo(settings, defs, instance, report, acquired_prefix=DEMO_TILE_PREFIX)
     scenes_ok = acquisition.report(report) and scenes_ok
 
-    report.heading("Mars:")
     from satlake.mars.demo import run_mars_demo
 
-    outcomes += run_mars_demo(settings, instance, report)
+    mars = run_mars_demo(settings, instance, report)
 
     from satlake.serving.definitions import serving_note
 
@@ -137,10 +133,9 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
     cells = []
     for table in resources.lakehouse.list_tables():
         count = engine.query(f'SELECT count(*) FROM "{table.zone}"."{table.name}"').rows[0][0]
-        cells.append(f"{table.zone}.{table.name:<28} {count:>9,}")
-    half = (len(cells) + 1) // 2  # two columns, read down: the report stays short as domains add tables
-    for left, right in zip(cells[:half], [*cells[half:], ""][:half], strict=True):
-        report.line(f"  {left}    {right}".rstrip())
+        cells.append(f"{table.zone + '.' + table.name:<31} {count:>7,}")
+    for row in columns_down(cells, TABLE_COLUMNS):  # read down: the report stays short as domains add tables
+        report.line("  " + "   ".join(row).rstrip())
 
     from satlake.telemetry.limits_file import load_limits
     from satlake.telemetry.report import contract_report
@@ -150,7 +145,8 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
     report.heading(f"telemetry contract: {contract[0]}")
     report.line("\n".join(contract[1:]))
 
-    failed = report.checks("asset checks", _check_results(instance, [o.run_id for o in outcomes]))
+    failed = report.checks("asset checks", check_results(instance, [o.run_id for o in outcomes]))
+    failed += mars.failed_checks
 
     report.heading(f"sample query ({engine.name}):")
     report.line(SAMPLE_QUERY)
@@ -162,7 +158,7 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
 
     for failure in run_failures(instance, outcomes):
         report.error(failure)
-    runs_ok = all(o.success for o in outcomes) and scenes_ok
+    runs_ok = all(o.success for o in outcomes) and scenes_ok and mars.runs_ok
     report.heading(f"demo finished in {time.perf_counter() - started:.0f}s: "
                    f"{'all runs succeeded' if runs_ok else 'some runs FAILED'}, "
                    f"{'all checks passed' if not failed else f'{len(failed)} checks failed'}")  # fmt: skip

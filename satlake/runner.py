@@ -48,6 +48,17 @@ class RunOutcome:
     seconds: float
 
 
+def check_results(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, tuple[bool, str]]:
+    """Latest outcome of every asset check evaluated in these runs: 'asset:check' -> (passed, description)."""
+    latest: dict[str, tuple[bool, str]] = {}
+    for run_id in run_ids:
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            evaluation = entry.dagster_event.event_specific_data  # type: ignore[union-attr]
+            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            latest[name] = (evaluation.passed, evaluation.description or "")
+    return dict(sorted(latest.items()))
+
+
 def run_failures(instance: dg.DagsterInstance, outcomes: list[RunOutcome]) -> list[str]:
     """For each failed run, its failed steps' errors in full (message and stack), as the UI shows them."""
     failures = []

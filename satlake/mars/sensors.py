@@ -213,7 +213,7 @@ def mars_landing_sensor(
         return dg.SkipReason(f"{topic}: the topic does not exist yet (nothing landed)")
     offsets = {int(p): int(o) for p, o in json.loads(context.cursor or "{}").items()}
     start = {p: offsets.get(p, 0) for p in partitions}
-    records = event_log.read(topic, start, MAX_EVENTS_PER_TICK, timeout_s=READ_WAIT_S)
+    records = event_log.read(topic, start, MAX_EVENTS_PER_TICK, timeout_s=event_log.poll_wait(READ_WAIT_S))
     if not records:
         return dg.SkipReason(f"{topic}: nothing new")
     for record in records:

@@ -73,9 +73,12 @@ class Report:
             if not outcome.success:
                 self.run(outcome)
 
-    def track_runs(self, description: str, work: Callable[[Callable[[R], None]], list[R]]) -> list[R]:
+    def track_runs(
+        self, description: str, work: Callable[[Callable[[R], None]], list[R]], *, detail: bool = True
+    ) -> list[R]:
         """Call ``work`` with a callback it calls per finished run, under a progress bar counting the runs;
-        then print the runs in a few lines (``runs``). Returns what ``work`` returned."""
+        then print the runs in a few lines (``runs``), or only the failed ones without ``detail``. Returns what
+        ``work`` returned."""
         finished = 0
         with self.progress(description) as progress:
 
@@ -85,7 +88,12 @@ class Report:
                 progress(finished)
 
             outcomes = work(count)
-        self.runs(outcomes)
+        if detail:
+            self.runs(outcomes)
+        else:
+            for outcome in outcomes:
+                if not outcome.success:
+                    self.run(outcome)
         return outcomes
 
     def checks(self, title: str, results: Mapping[str, tuple[bool, str]]) -> list[str]:

@@ -77,8 +77,32 @@ def condense_checks(results: Mapping[str, tuple[bool, str]]) -> dict[str, tuple[
             condensed[name] = (passed, description)
         else:
             folded.setdefault(asset, {}).setdefault(parts[0], []).append(parts[1])
+    condensed = _fold_same_descriptions(condensed)
     for asset, tests in folded.items():
         count = sum(len(columns) for columns in tests.values())
         text = ", ".join(f"{test} ({', '.join(sorted(columns))})" for test, columns in sorted(tests.items()))
         condensed[f"{asset}:{count} dbt tests"] = (True, text)
     return dict(sorted(condensed.items()))
+
+
+def _fold_same_descriptions(results: Mapping[str, tuple[bool, str]]) -> dict[str, tuple[bool, str]]:
+    """Passing checks that say the same thing share a line: one asset's checks with one description
+    (``catalog/items:asset_hrefs_exist, item_valid_stac: 10/10 scenes passed``), then one check of several
+    assets with one description (``bronze/telemetry, raw/telemetry_events:schema_unchanged: ...``)."""
+    kept: dict[str, tuple[bool, str]] = {}
+    by_asset: dict[tuple[str, str], list[str]] = {}
+    for name, (passed, description) in results.items():
+        asset, _, check = name.rpartition(":")
+        if passed and description:
+            by_asset.setdefault((asset, description), []).append(check)
+        else:
+            kept[name] = (passed, description)
+    by_check: dict[tuple[str, str], list[str]] = {}
+    for (asset, description), checks in by_asset.items():
+        if len(checks) > 1:
+            kept[f"{asset}:{', '.join(sorted(checks))}"] = (True, description)
+        else:
+            by_check.setdefault((checks[0], description), []).append(asset)
+    for (check, description), assets in by_check.items():
+        kept[f"{', '.join(sorted(assets))}:{check}"] = (True, description)
+    return kept

@@ -137,6 +137,12 @@ class EventLogError(RuntimeError):
 class EventLog(ABC):
     """Append-only, partitioned log of records: the embedded file log and Kafka both implement it."""
 
+    def poll_wait(self, wait_s: float) -> float:
+        """How long a sensor's read should wait for records that are not there yet: ``wait_s`` for a broker,
+        whose records reach a consumer a fetch round trip after they are sent. A log whose appended records are
+        readable at once overrides this with 0: waiting would only stretch every sensor tick."""
+        return wait_s
+
     @abstractmethod
     def create_topic(self, topic: str, partitions: int) -> None:
         """Create ``topic`` with ``partitions`` partitions; a no-op when it already exists."""

@@ -653,6 +653,9 @@ class LocalEventLog(EventLog):
       the file, offset and byte position; a torn tail (a crash mid-append) ends the partition quietly.
     """
 
+    def poll_wait(self, wait_s: float) -> float:
+        return 0.0  # an append is committed (readable) before it returns: nothing is in flight
+
     def __init__(
         self,
         directory: Path | str,

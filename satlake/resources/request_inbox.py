@@ -87,7 +87,8 @@ class RequestInbox(Generic[R]):
         positions = {table: self.positions(lakehouse, table, topic, partitions) for table in tables}
         start = {p: min(positions[table][p] for table in tables) for p in partitions}
         batch: RequestBatch[R] = RequestBatch(positions=positions, next_offsets=dict(start))
-        records = event_log.read(topic, start, MAX_RECORDS_PER_TICK, timeout_s=READ_WAIT_S) if partitions else []
+        wait_s = event_log.poll_wait(READ_WAIT_S)
+        records = event_log.read(topic, start, MAX_RECORDS_PER_TICK, timeout_s=wait_s) if partitions else []
         for record in records:
             batch.next_offsets[record.partition] = record.offset + 1
             try:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from satlake.reporting import Report
 from satlake.resources import build_resources
@@ -19,7 +21,7 @@ from satlake.resources.object_events import ANNOUNCEMENT_WAIT_S, wait_for_announ
 from satlake.runner import LEGACY_STATE_FILE, run_failures, run_pending_work
 from satlake.scenes.commands import produce_scene_files, put_files
 from satlake.scenes.synthetic import clearing_plan
-from satlake.scenes.tables import CATALOG_ITEMS, GOLD_FOREST_CHANGE, SCENE_REJECTS
+from satlake.scenes.tables import CATALOG_ITEMS, GOLD_FOREST_CHANGE, RAW_SCENES, SCENE_REJECTS
 from satlake.settings import Mode, Settings
 
 DEMO_TILES = 2
@@ -109,6 +111,7 @@ def run_scene_demo(
         outcomes = report.track_runs(
             "runs of the scene pipeline",
             lambda show: run_pending_work(defs, instance, settings.dagster_home / LEGACY_STATE_FILE, show),
+            detail=False,
         )
     if not outcomes:
         say("  nothing new to process (scenes were processed by an earlier run)")
@@ -117,7 +120,11 @@ def run_scene_demo(
 
     lakehouse = build_resources(settings).lakehouse
     catalog = lakehouse.read(CATALOG_ITEMS)
-    report.heading(f"catalog ({catalog.num_rows if catalog is not None else 0} items):")
+    scenes = lakehouse.read(RAW_SCENES, columns=["scene_id"])
+    scene_ids = pa.array(scenes["scene_id"].to_pylist() if scenes is not None else [], pa.string())
+    if catalog is not None:  # the scenes' items; other domains (Mars photos) report their own
+        catalog = catalog.filter(pc.is_in(catalog["id"], value_set=scene_ids))
+    report.heading(f"catalog ({catalog.num_rows if catalog is not None else 0} scene items):")
     if catalog is not None:
         columns = ["id", "collection", "datetime", "platform", "cloud_cover", "body", "bbox_xmin", "bbox_ymin"]
         for row in catalog.select(columns).sort_by([("collection", "ascending"), ("id", "ascending")]).to_pylist():

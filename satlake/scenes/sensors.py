@@ -187,7 +187,7 @@ def object_events_sensor(
     records: list[LogRecord] = []
     offsets = dict(cursor.offsets)
     while len(records) < MAX_EVENTS_PER_TICK and event_log.partitions(topic):
-        batch = event_log.read(topic, offsets, MAX_EVENTS_PER_READ, timeout_s=MAX_READ_WAIT_S)
+        batch = event_log.read(topic, offsets, MAX_EVENTS_PER_READ, timeout_s=event_log.poll_wait(MAX_READ_WAIT_S))
         if not batch:
             break
         records += batch

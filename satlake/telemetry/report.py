@@ -43,7 +43,10 @@ def contract_report(
         + (", ".join(f"{code} {n:,}" for (code,), n in reasons.most_common()) or "none"),
     ]
     satellites = sorted({name for name, severity in alarms if severity is not None})
-    for name in satellites:
-        per = ", ".join(f"{s} {alarms[(name, s)]:,}" for s in SEVERITIES if alarms[(name, s)])
-        lines.append(f"  alarms of {name}: {per}")
+    per_satellite = [
+        f"{name} " + ", ".join(f"{s} {alarms[(name, s)]:,}" for s in SEVERITIES if alarms[(name, s)])
+        for name in satellites
+    ]
+    if per_satellite:
+        lines.append("  alarms by satellite: " + "; ".join(per_satellite))
     return lines

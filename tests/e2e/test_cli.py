@@ -38,6 +38,7 @@ def assert_readable_report(result: subprocess.CompletedProcess[str]) -> None:
         "scene checks:",
         "forest change",
         "acquisition (AOI demo-forest",
+        "Mars (",
         "tables (rows):",
         "telemetry contract:",
         "asset checks:",
@@ -106,7 +107,7 @@ def test_demo_runs_end_to_end_and_is_safe_to_run_twice(tmp_path: Path) -> None:
 
     second = satlake(tmp_path, "demo")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "not producing again" in second.stdout and "Mars: requested by an earlier demo run" in second.stdout
+    assert "not producing again" in second.stdout and "requested by an earlier demo run; runs" in second.stdout
     assert table_counts(second.stdout) == counts
 
     query = satlake(

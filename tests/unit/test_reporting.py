@@ -134,3 +134,20 @@ def test_verbose_shows_the_captured_lines_on_the_terminal_too(tmp_path: Path) ->
     for line in CAPTURED:
         assert line in result.stderr and line in log
     assert "satlake: error: an error for the person" in result.stderr
+
+
+def test_passing_checks_that_say_the_same_thing_share_a_line_and_failures_never_fold() -> None:
+    results = {
+        "catalog/items:asset_hrefs_exist": (True, "10/10 scenes passed"),
+        "catalog/items:item_valid_stac": (True, "10/10 scenes passed"),
+        "catalog/items:bbox_matches_raster": (False, "10/10 scenes passed"),
+        "bronze/telemetry:schema_unchanged": (True, "schema matches the contract"),
+        "raw/telemetry_events:schema_unchanged": (True, "schema matches the contract"),
+        "bronze/telemetry:limit_alarms": (True, "7888 readings, 24 with a limit alarm"),
+    }
+    assert condense_checks(results) == {
+        "bronze/telemetry, raw/telemetry_events:schema_unchanged": (True, "schema matches the contract"),
+        "bronze/telemetry:limit_alarms": (True, "7888 readings, 24 with a limit alarm"),
+        "catalog/items:asset_hrefs_exist, item_valid_stac": (True, "10/10 scenes passed"),
+        "catalog/items:bbox_matches_raster": (False, "10/10 scenes passed"),
+    }

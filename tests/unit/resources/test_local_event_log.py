@@ -418,3 +418,15 @@ def test_a_reader_racing_an_appender_sees_only_whole_records_in_order(tmp_path: 
     assert [r.value for r in seen] == [b"seq-%06d" % i for i in range(total)]
     assert reads_during_appends > 1, "the reader never raced the writer: the test proved nothing"
     assert len(list((tmp_path / TOPIC / "0").glob("*.log"))) > 5
+
+
+def test_sensors_wait_for_no_record_of_the_local_log_which_is_readable_when_append_returns(tmp_path: Path) -> None:
+    event_log = LocalEventLog(tmp_path / "log")
+    assert event_log.poll_wait(10.0) == 0.0
+    event_log.create_topic(TOPIC, 1)
+    started = time.monotonic()
+    assert event_log.read(TOPIC, {0: 0}, 10, timeout_s=event_log.poll_wait(10.0)) == []
+    assert time.monotonic() - started < 5.0  # no 10 s poll on an empty topic
+    event_log.append(TOPIC, [OutgoingRecord(value=b"x", key=b"k")])
+    (record,) = event_log.read(TOPIC, {0: 0}, 10, timeout_s=event_log.poll_wait(10.0))
+    assert record.value == b"x"
