@@ -31,6 +31,8 @@ SENSORS = {
     "bronze_days_sensor",
     "object_events_sensor",
     "acquisition_requests_sensor",
+    "mars_requests_sensor",
+    "mars_landing_sensor",
     "default_automation_condition_sensor",
 }
 # Two ticks of every sensor (minimum interval 30 s) and of the automation sensor, with room to launch a run.
