@@ -17,7 +17,7 @@ from satlake.mars.replay import MarsReplayServer
 from satlake.mars.request import new_request, publish_request
 from satlake.reporting import Report
 from satlake.resources import build_resources
-from satlake.runner import check_results, run_failures, run_pending_work
+from satlake.runner import RunOutcome, check_results, run_failures, run_pending_work
 from satlake.settings import Settings
 
 RECORDED_RESPONSES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "mars"
@@ -34,6 +34,7 @@ FROM gold.mars_mission_timeline WHERE driven_m > 0 GROUP BY rover_name ORDER BY 
 class MarsDemoResult:
     runs_ok: bool
     failed_checks: list[str] = field(default_factory=list)
+    outcomes: list[RunOutcome] = field(default_factory=list)
 
 
 def publish_demo_requests(settings: Settings, marker: Path) -> str:
@@ -94,4 +95,5 @@ def run_mars_demo(settings: Settings, instance: dg.DagsterInstance, report: Repo
     for name in failed:
         report.line(f"    FAIL {name}: {checks[name][1]}")
     timeline_ok = report_timeline(settings, report)
-    return MarsDemoResult(runs_ok=all(o.success for o in outcomes) and timeline_ok, failed_checks=failed)
+    return MarsDemoResult(runs_ok=all(o.success for o in outcomes) and timeline_ok, failed_checks=failed,
+                          outcomes=outcomes)  # fmt: skip

@@ -86,7 +86,7 @@ def demo(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> MarsDemo:
         state = SensorStateStore(instance)
         state.save_cursor(object_events_sensor, SensorCursor(offsets=end).to_json())
         state.save_cursor(mars_landing_sensor, json.dumps({str(p): o for p, o in sorted(end.items())}))
-        outcomes = run_mars_demo(settings, instance, Report(out=out, err=out, width=160))
+        outcomes = run_mars_demo(settings, instance, Report(out=out, err=out, width=160)).outcomes
         checks = check_results(instance, [o.run_id for o in outcomes if o.run_id != "-"])
     return MarsDemo(settings, outcomes, checks, out.getvalue())
 
