@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from satlake.cli_support import CliError, report_for, settings_from_args
+from satlake.cli_support import CliError, report_for, set_produce_subcommands, settings_from_args
 from satlake.reporting import Report, capture_output, command_log_path
 from satlake.settings import Mode, Settings, SettingsError
 
@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     telemetry.add_argument("--from-csv", metavar="DIR", help="replay <satellite>.csv files from DIR")
     telemetry.add_argument("--stack", action="store_true")
     telemetry.set_defaults(func=cmd_produce_telemetry, captures_output=True)
+    set_produce_subcommands(commands, produce_what)
 
     for register in domain_commands():
         register(commands)

@@ -27,3 +27,17 @@ def report_for(args: argparse.Namespace) -> Report:
     the process's stdout when a command function is called directly."""
     report = getattr(args, "report", None)
     return report if isinstance(report, Report) else Report()
+
+
+_PRODUCE = "satlake_produce_subcommands"
+
+
+def set_produce_subcommands(commands: argparse._SubParsersAction, produce: argparse._SubParsersAction) -> None:
+    """Remember the subcommands of ``satlake produce`` on the top-level subparsers (cli.py, before the domains
+    register theirs)."""
+    setattr(commands, _PRODUCE, produce)
+
+
+def produce_subcommands(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The subcommands of ``satlake produce``: a domain adds what it can produce (``produce packets``)."""
+    return getattr(commands, _PRODUCE)

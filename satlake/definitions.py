@@ -7,6 +7,7 @@ import dagster as dg
 
 from satlake.acquisition.definitions import acquisition_definitions
 from satlake.automation import automation_condition_sensor
+from satlake.ground.definitions import ground_definitions
 from satlake.mars.definitions import mars_definitions
 from satlake.resources import build_resources
 from satlake.resources.dbt_project import build_dbt_resource
@@ -40,6 +41,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         scene_definitions(settings),
         acquisition_definitions(),
         mars_definitions(settings),
+        ground_definitions(settings),
         serving_definitions(settings),
         automation,
     )

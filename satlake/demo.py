@@ -124,6 +124,10 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
 
     mars = run_mars_demo(settings, instance, report)
 
+    from satlake.ground.demo import run_ground_demo
+
+    ground = run_ground_demo(settings, instance, report)
+
     from satlake.serving.definitions import serving_note
 
     report.line(serving_note(settings))
@@ -146,7 +150,7 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
     report.line("\n".join(contract[1:]))
 
     failed = report.checks("asset checks", check_results(instance, [o.run_id for o in outcomes]))
-    failed += mars.failed_checks
+    failed += mars.failed_checks + ground.failed_checks
 
     report.heading(f"sample query ({engine.name}):")
     report.line(SAMPLE_QUERY)
@@ -158,7 +162,7 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
 
     for failure in run_failures(instance, outcomes):
         report.error(failure)
-    runs_ok = all(o.success for o in outcomes) and scenes_ok and mars.runs_ok
+    runs_ok = all(o.success for o in outcomes) and scenes_ok and mars.runs_ok and ground.runs_ok
     report.heading(f"demo finished in {time.perf_counter() - started:.0f}s: "
                    f"{'all runs succeeded' if runs_ok else 'some runs FAILED'}, "
                    f"{'all checks passed' if not failed else f'{len(failed)} checks failed'}")  # fmt: skip

@@ -28,6 +28,8 @@ TELEMETRY_TOPIC = "satlake.telemetry"
 OBJECT_EVENTS_TOPIC = "satlake.object-events"
 ACQUISITION_TOPIC = "satlake.acquisition-requests"
 MARS_TOPIC = "satlake.mars-requests"
+# Each mission's packets arrive on "<prefix>.<mission>" (satlake/ground).
+PACKETS_TOPIC_PREFIX = "satlake.packets"
 MARS_PHOTOS_URL = "https://api.nasa.gov/mars-photos/api/v1"
 MARS_MMGIS_URL = "https://mars.nasa.gov/mmgis-maps"
 NASA_DEMO_KEY = "DEMO_KEY"  # api.nasa.gov's shared key: 30 requests an hour, 50 a day per address
@@ -120,6 +122,11 @@ class Settings:
     prometheus_port: int = 9090
     alertmanager_port: int = 9095  # 9093 is the Kafka controller's (the broker port + 1)
     alert_webhook_url: str | None = None
+    # Ground stations deliver packets here (stack mode): HAProxy's raw TCP and HTTP fronts, balancing over the
+    # stack's collectors, which listen on the next ports (the TCP front + 1, + 2; the HTTP front + 1, + 2).
+    collector_host: str = "127.0.0.1"
+    collector_tcp_port: int = 10015
+    collector_http_port: int = 8095
     stack_dir: Path | None = None
     secrets_path: Path | None = None
     # The mission's telemetry limits file (None: the limits shipped with satlake).
@@ -151,6 +158,9 @@ class Settings:
     mars_image_byte_budget: int = 500_000_000
     mars_timeout_s: float = 30.0
     mars_max_retries: int = 4
+    # Ground segment: the topic prefix of missions' packets, and the partitions a new mission topic gets.
+    packets_topic_prefix: str = PACKETS_TOPIC_PREFIX
+    packets_partitions: int = 4
 
     @property
     def stack_home(self) -> Path:
@@ -258,6 +268,9 @@ class Settings:
             prometheus_port=integer("SATLAKE_PROMETHEUS_PORT", 9090),
             alertmanager_port=integer("SATLAKE_ALERTMANAGER_PORT", 9095),
             alert_webhook_url=merged.get("SATLAKE_ALERT_WEBHOOK_URL") or None,
+            collector_host=merged.get("SATLAKE_COLLECTOR_HOST", "127.0.0.1"),
+            collector_tcp_port=integer("SATLAKE_COLLECTOR_TCP_PORT", 10015),
+            collector_http_port=integer("SATLAKE_COLLECTOR_HTTP_PORT", 8095),
             stack_dir=Path(stack_dir).expanduser().resolve() if stack_dir else None,
             secrets_path=secrets_path.expanduser().resolve(),
             telemetry_limits_path=Path(limits_path).expanduser().resolve() if limits_path else None,
@@ -280,6 +293,8 @@ class Settings:
             mars_image_byte_budget=integer("SATLAKE_MARS_IMAGE_BYTE_BUDGET", 500_000_000),
             mars_timeout_s=positive("SATLAKE_MARS_TIMEOUT_S", 30.0),
             mars_max_retries=integer("SATLAKE_MARS_MAX_RETRIES", 4),
+            packets_topic_prefix=merged.get("SATLAKE_PACKETS_TOPIC_PREFIX", PACKETS_TOPIC_PREFIX),
+            packets_partitions=integer("SATLAKE_PACKETS_PARTITIONS", 4),
         )
 
 
@@ -296,4 +311,7 @@ def endpoint_environment(settings: Settings) -> dict[str, str]:
         "SATLAKE_PROMETHEUS_PORT": str(settings.prometheus_port),
         "SATLAKE_ALERTMANAGER_PORT": str(settings.alertmanager_port),
         "SATLAKE_METRICS_PORT": str(settings.metrics_port),
+        "SATLAKE_COLLECTOR_HOST": settings.collector_host,
+        "SATLAKE_COLLECTOR_TCP_PORT": str(settings.collector_tcp_port),
+        "SATLAKE_COLLECTOR_HTTP_PORT": str(settings.collector_http_port),
     }

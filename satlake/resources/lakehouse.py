@@ -297,15 +297,25 @@ class ExactlyOnceWriter:
         partition_by: Sequence[str],
         app_transactions: Mapping[str, int],
         commit_metadata: Mapping[str, str] | None = None,
+        evolve_schema: bool = False,
     ) -> int:
-        """Append ``data`` and set the application transactions in ONE commit; returns its version."""
+        """Append ``data`` and set the application transactions in ONE commit; returns its version.
+
+        ``evolve_schema``: columns of ``data`` the table lacks are added to it (earlier rows read them as null),
+        and columns the table has that ``data`` lacks are null in the new rows; otherwise schemas must match."""
         transactions = [Transaction(app_id=app_id, version=v) for app_id, v in app_transactions.items()]
         creating = self.delta_table is None
+        merge = (
+            evolve_schema
+            and not creating
+            and set(data.column_names) != {f.name for f in self.delta_table.schema().fields}  # type: ignore[union-attr]
+        )
         try:
             write_deltalake(
                 self.lakehouse.uri(self.table) if creating else self.delta_table,
                 data,
                 mode="append",
+                schema_mode="merge" if merge else None,
                 partition_by=list(partition_by),
                 storage_options=self.lakehouse.storage_options or None if creating else None,
                 configuration=self._configuration() if creating else None,

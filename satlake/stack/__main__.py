@@ -13,6 +13,7 @@ from satlake.stack.config import SERVERS, StackConfig
 from satlake.stack.configs import docker_trino_etc_files
 from satlake.stack.credentials import require_stack_credentials
 from satlake.stack.errors import StackError
+from satlake.stack.haproxy import compose_haproxy_config
 from satlake.stack.lifecycle import format_status_table, install_servers, stack_down, stack_status, stack_up
 from satlake.stack.provision import create_topics, provision_object_store
 from satlake.stack.servers import write_files
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     docker_configs = commands.add_parser("docker-configs", help="write Trino's etc for docker-compose.yml")
     docker_configs.add_argument("directory", type=Path, help="target directory, e.g. infra/docker/trino/etc")
+    docker_haproxy = commands.add_parser("docker-haproxy", help="write HAProxy's config for docker-compose.yml")
+    docker_haproxy.add_argument("file", type=Path, help="target file, e.g. infra/docker/haproxy/haproxy.cfg")
     status = commands.add_parser("status", help="show each server's state; exit 1 unless all are healthy")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     arguments = parser.parse_args(argv)
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         elif arguments.command == "docker-configs":
             write_files(arguments.directory, docker_trino_etc_files())
             print(f"wrote Trino's docker configuration to {arguments.directory}")
+        elif arguments.command == "docker-haproxy":
+            write_files(arguments.file.parent, {arguments.file.name: compose_haproxy_config()})
+            print(f"wrote HAProxy's docker configuration to {arguments.file}")
         else:
             statuses = stack_status(settings)
             rows = [asdict(status) for status in statuses]

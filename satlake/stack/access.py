@@ -14,9 +14,18 @@ from collections.abc import Mapping
 ADMIN, OPS, SCIENCE = "admin", "ops", "science"
 ROLES = (ADMIN, OPS, SCIENCE)
 
-# ops reads the telemetry path: every table named telemetry* in the zones it flows through.
+# ops reads the telemetry path (every table named telemetry* in the zones it flows through) and the ground
+# segment's: the missions, their packets, the bronze tables of every mission (per packet type, named after the
+# mission, so any bronze table but the Mars source's) and the alarms. The stations' token hashes stay admin's.
 TELEMETRY_SCHEMAS = ("raw", "bronze", "silver", "gold")
 TELEMETRY_TABLE_PATTERN = "telemetry.*"
+OPS_TABLES: Mapping[str, tuple[str, ...]] = {
+    "catalog": ("missions",),
+    "raw": (TELEMETRY_TABLE_PATTERN, "packets"),
+    "bronze": ("(?!mars_).*",),
+    "silver": (TELEMETRY_TABLE_PATTERN,),
+    "gold": (TELEMETRY_TABLE_PATTERN, "alarms"),
+}
 
 # science reads the catalog (areas of interest included), the imagery, its acquisition, the products and the
 # Mars rover missions (every table named mars_* of any zone); schema -> table patterns ("*" = the whole schema).
@@ -47,14 +56,10 @@ def trino_access_rules(catalog: str = "lake") -> dict[str, object]:
     readers = _alternatives((OPS, SCIENCE))
     table_rules: list[dict[str, object]] = [
         {"group": ADMIN, "privileges": ADMIN_TABLE_PRIVILEGES},
-        {
-            "group": OPS,
-            "catalog": catalog,
-            "schema": _alternatives(TELEMETRY_SCHEMAS),
-            "table": TELEMETRY_TABLE_PATTERN,
-            "privileges": ["SELECT"],
-        },
     ]
+    for schema, tables in OPS_TABLES.items():
+        table_rules.append({"group": OPS, "catalog": catalog, "schema": schema, "table": _alternatives(tables),
+                            "privileges": ["SELECT"]})  # fmt: skip
     for schema, tables in SCIENCE_TABLES.items():
         rule: dict[str, object] = {"group": SCIENCE, "catalog": catalog, "schema": schema}
         if tables != ("*",):

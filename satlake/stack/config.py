@@ -14,8 +14,13 @@ from urllib.parse import urlsplit
 
 from satlake.settings import Settings, SettingsError
 
-# Alertmanager before Prometheus, which sends it alerts; PostgreSQL last: nothing else needs it.
-SERVERS = ("kafka", "minio", "trino", "alertmanager", "prometheus", "postgres")
+# The packet collectors behind HAProxy: stateless, so several run side by side (see satlake/stack/collectors.py).
+COLLECTORS = ("collector1", "collector2")
+# Alertmanager before Prometheus, which sends it alerts; PostgreSQL after them: nothing else needs it. The ground
+# stations' ingress last, once everything behind it is up, and first to stop: the collectors (which need Kafka and
+# MinIO), then HAProxy in front of them.
+INGRESS = (*COLLECTORS, "haproxy")
+SERVERS = ("kafka", "minio", "trino", "alertmanager", "prometheus", "postgres", *INGRESS)
 
 
 def default_servers_cache(environ: Mapping[str, str]) -> Path:
@@ -92,6 +97,12 @@ class StackConfig:
     metrics_port: int = 9108
     monitoring_interval: str = "15s"  # scrape, rule evaluation and alert grouping wait
     alert_webhook_url: str | None = None
+    # Ground stations: HAProxy's fronts (the collector settings); each collector listens on the backend host,
+    # collector N on the TCP and HTTP front ports + N.
+    collector_host: str = "127.0.0.1"
+    collector_tcp_port: int = 10015
+    collector_http_port: int = 8095
+    collector_backend_host: str = "127.0.0.1"
 
     @classmethod
     def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -129,6 +140,9 @@ class StackConfig:
             metrics_port=settings.metrics_port,
             monitoring_interval=env.get("SATLAKE_MONITORING_INTERVAL", "15s"),
             alert_webhook_url=settings.alert_webhook_url,
+            collector_host=settings.collector_host,
+            collector_tcp_port=settings.collector_tcp_port,
+            collector_http_port=settings.collector_http_port,
         )
 
     @property
@@ -158,6 +172,9 @@ class StackConfig:
 
     def ports(self, server: str) -> dict[str, int]:
         """Every port ``server`` listens on, by role; the first is the one clients use."""
+        if server in COLLECTORS:
+            offset = COLLECTORS.index(server) + 1
+            return {"tcp": self.collector_tcp_port + offset, "http": self.collector_http_port + offset}
         return {
             "kafka": {"broker": self.kafka_port, "controller": self.controller_port},
             "minio": {"s3": self.minio_port, "console": self.console_port},
@@ -165,6 +182,7 @@ class StackConfig:
             "postgres": {"sql": self.postgres_port},
             "prometheus": {"http": self.prometheus_port},
             "alertmanager": {"http": self.alertmanager_port},
+            "haproxy": {"tcp": self.collector_tcp_port, "http": self.collector_http_port},
         }[server]
 
     def host(self, server: str) -> str:
@@ -174,5 +192,23 @@ class StackConfig:
             "trino": self.trino_host,
             "prometheus": self.monitoring_host,
             "alertmanager": self.monitoring_host,
+            "haproxy": self.collector_host,
+            **dict.fromkeys(COLLECTORS, self.collector_backend_host),
         }
         return hosts.get(server, self.postgres_host)
+
+    def collector_arguments(self, server: str) -> list[str]:
+        """The ``satlake`` arguments of one of the stack's collectors."""
+        ports = self.ports(server)
+        return [
+            "collect",
+            "--stack",
+            "--name",
+            server,
+            "--host",
+            self.host(server),
+            "--tcp-port",
+            str(ports["tcp"]),
+            "--http-port",
+            str(ports["http"]),
+        ]

@@ -10,8 +10,8 @@ import socket
 from pathlib import Path
 
 
-def _port_pair_free(port: int) -> bool:
-    for candidate in (port, port + 1):
+def _ports_free(first: int, count: int) -> bool:
+    for candidate in range(first, first + count):
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -21,16 +21,22 @@ def _port_pair_free(port: int) -> bool:
     return True
 
 
-def free_port_pair(taken: set[int]) -> int:
-    """A port p such that p and p+1 are free (Kafka broker+controller, MinIO API+console)."""
+def free_port_run(taken: set[int], count: int) -> int:
+    """A port p such that p … p+count-1 are free (HAProxy's front and the collectors behind it)."""
     for _ in range(200):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        if port < 65000 and not {port, port + 1} & taken and _port_pair_free(port):
-            taken.update({port, port + 1})
+        run = set(range(port, port + count))
+        if port < 65000 and not run & taken and _ports_free(port, count):
+            taken.update(run)
             return port
-    raise RuntimeError("no two adjacent free TCP ports found on 127.0.0.1")
+    raise RuntimeError(f"no {count} adjacent free TCP ports found on 127.0.0.1")
+
+
+def free_port_pair(taken: set[int]) -> int:
+    """A port p such that p and p+1 are free (Kafka broker+controller, MinIO API+console)."""
+    return free_port_run(taken, 2)
 
 
 def isolated_stack_environment(root: Path) -> dict[str, str]:
@@ -43,6 +49,8 @@ def isolated_stack_environment(root: Path) -> dict[str, str]:
         free_port_pair(taken),
         free_port_pair(taken),
     )
+    # HAProxy's fronts, each followed by the collectors' ports.
+    collector_tcp_port, collector_http_port = free_port_run(taken, 3), free_port_run(taken, 3)
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -59,6 +67,8 @@ def isolated_stack_environment(root: Path) -> dict[str, str]:
             "SATLAKE_PROMETHEUS_PORT": str(prometheus_port),
             "SATLAKE_ALERTMANAGER_PORT": str(alertmanager_port),
             "SATLAKE_METRICS_PORT": str(metrics_port),
+            "SATLAKE_COLLECTOR_TCP_PORT": str(collector_tcp_port),
+            "SATLAKE_COLLECTOR_HTTP_PORT": str(collector_http_port),
         }
     )
     return environment

@@ -2,8 +2,9 @@
 
 Servers start in dependency order (Kafka, then MinIO which announces objects to Kafka, then Trino which reads
 MinIO, then Alertmanager and Prometheus which scrapes the metrics exporter and alerts through it, then PostgreSQL
-which serves copies of the lake) and stop in reverse. `up` is idempotent: a server
-already running from this stack home is only checked.
+which serves copies of the lake, then the ground stations' ingress: the packet collectors, which publish to Kafka
+and read the missions from the lake, and HAProxy in front of them) and stop in reverse. `up` is idempotent: a
+server already running from this stack home is only checked.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from satlake.settings import Settings
-from satlake.stack.config import SERVERS, StackConfig
+from satlake.stack.collectors import collector_health, ingress_restart_reason, prepare_collector
+from satlake.stack.config import COLLECTORS, INGRESS, SERVERS, StackConfig
 from satlake.stack.credentials import (
     StackCredentials,
     ensure_credentials,
@@ -25,6 +27,7 @@ from satlake.stack.credentials import (
     without_credentials,
 )
 from satlake.stack.errors import StackError
+from satlake.stack.haproxy import haproxy_health, install_haproxy, prepare_haproxy
 from satlake.stack.health import kafka_health, minio_health, trino_health
 from satlake.stack.install import (
     install_kafka,
@@ -63,6 +66,9 @@ HEALTH_TIMEOUT_S = {
     "postgres": 90.0,
     "prometheus": 60.0,
     "alertmanager": 30.0,
+    # A collector imports satlake and reads the missions from the lake before it answers.
+    **dict.fromkeys(COLLECTORS, 90.0),
+    "haproxy": 30.0,
 }
 STOP_TIMEOUT_S = {
     "kafka": 60.0,
@@ -71,6 +77,9 @@ STOP_TIMEOUT_S = {
     "postgres": 60.0,
     "prometheus": 30.0,
     "alertmanager": 30.0,
+    # A collector answers what it has received once the log acknowledged it, then exits.
+    **dict.fromkeys(COLLECTORS, 30.0),
+    "haproxy": 10.0,
 }
 # PostgreSQL's SIGTERM waits for every client to disconnect; SIGINT is its fast shutdown (clients are cut off,
 # data is checkpointed).
@@ -86,6 +95,13 @@ PORT_SETTINGS = {
     ("postgres", "sql"): "SATLAKE_POSTGRES_PORT",
     ("prometheus", "http"): "SATLAKE_PROMETHEUS_PORT",
     ("alertmanager", "http"): "SATLAKE_ALERTMANAGER_PORT",
+    ("haproxy", "tcp"): "SATLAKE_COLLECTOR_TCP_PORT",
+    ("haproxy", "http"): "SATLAKE_COLLECTOR_HTTP_PORT",
+    **{
+        (name, role): f"SATLAKE_COLLECTOR_{role.upper()}_PORT (the collectors listen on the ports after it)"
+        for name in COLLECTORS
+        for role in ("tcp", "http")
+    },
 }
 
 
@@ -112,6 +128,7 @@ class InstalledServers:
     trino_java: Path | None = None
     postgres_bin: Path | None = None
     monitoring: MonitoringBinaries | None = None
+    haproxy: Path | None = None
 
 
 def probe(config: StackConfig, server: str) -> tuple[bool, str]:
@@ -119,6 +136,10 @@ def probe(config: StackConfig, server: str) -> tuple[bool, str]:
         return postgres_health(config)
     if server in ("prometheus", "alertmanager"):
         return ready_health(server, config.host(server), next(iter(config.ports(server).values())))
+    if server == "haproxy":
+        return haproxy_health(config.host(server), *config.ports(server).values())  # tcp, http
+    if server in COLLECTORS:
+        return collector_health(server, config.host(server), *config.ports(server).values())
     host, port = config.host(server), next(iter(config.ports(server).values()))
     return {"kafka": kafka_health, "minio": minio_health, "trino": trino_health}[server](host, port)
 
@@ -148,6 +169,8 @@ def install_servers(config: StackConfig, servers: Iterable[str], progress: Progr
         installed["postgres_bin"] = install_postgres(config.cache, logs / "install-postgres.log", progress)
     if {"prometheus", "alertmanager"} & set(wanted):
         installed["monitoring"] = install_monitoring(config.cache, logs / "install-monitoring.log", progress)
+    if "haproxy" in wanted:
+        installed["haproxy"] = install_haproxy(config.cache, logs / "install-haproxy.log", progress)
     return InstalledServers(**installed)
 
 
@@ -198,6 +221,7 @@ def _launch(
     server: str,
     installed: InstalledServers,
     credentials: StackCredentials | None,
+    settings: Settings,
 ) -> Launch:
     if server == "kafka":
         assert installed.kafka_lib and installed.kafka_java
@@ -209,7 +233,12 @@ def _launch(
         assert installed.monitoring
         prepare = prepare_prometheus if server == "prometheus" else prepare_alertmanager
         return prepare(config, installed.monitoring)
+    if server == "haproxy":
+        assert installed.haproxy
+        return prepare_haproxy(config, installed.haproxy)
     assert credentials is not None
+    if server in COLLECTORS:
+        return prepare_collector(config, server, settings, credentials.pipeline)
     if server == "minio":
         assert installed.minio_binary
         return prepare_minio(config, installed.minio_binary, credentials.root)
@@ -222,13 +251,17 @@ def _bring_up(
     server: str,
     installed: InstalledServers,
     credentials: StackCredentials | None,
+    settings: Settings,
     progress: Progress,
 ) -> None:
     marker = markers(config)[server]
     pid = owned_pid(config.pid_file(server), marker)
     if pid is not None:
-        detail = wait_until_healthy(config, server, pid, progress)
-        reason = restart_reason(config, server, credentials)
+        # HAProxy and the collectors answer on the ports of the settings only once restarted with them.
+        reason = ingress_restart_reason(config, server, pid) if server in INGRESS else None
+        if reason is None:
+            detail = wait_until_healthy(config, server, pid, progress)
+            reason = restart_reason(config, server, credentials)
         if reason is None:
             reloaded = server in ("prometheus", "alertmanager") and refresh_monitoring_configuration(config, server)
             how = ", configuration reloaded" if reloaded else ""
@@ -239,7 +272,7 @@ def _bring_up(
         config.pid_file(server).unlink(missing_ok=True)
         _wait_until_ports_released(config, server)
     _check_ports_free(config, server)
-    launch = _launch(config, server, installed, credentials)
+    launch = _launch(config, server, installed, credentials, settings)
     pid = start_detached(
         launch.command,
         # A server inherits no credential but the one pair its launch gives it.
@@ -282,12 +315,12 @@ def stack_up(settings: Settings, servers: Iterable[str] = SERVERS, progress: Pro
     started = time.monotonic()
     installed = install_servers(config, wanted, progress)
     credentials = None
-    if {"minio", "trino"} & set(wanted):
+    if {"minio", "trino", *COLLECTORS} & set(wanted):
         credentials = ensure_credentials(settings, config.secrets_file)
     if "postgres" in wanted:
         config = replace(config, postgres_password=ensure_postgres_password(settings, config.secrets_file))
     for server in wanted:
-        _bring_up(config, server, installed, credentials, progress)
+        _bring_up(config, server, installed, credentials, settings, progress)
         _provision(config, server, credentials, progress)
     progress(
         f"stack up in {time.monotonic() - started:.0f}s: kafka {config.kafka_bootstrap}, "
@@ -296,7 +329,9 @@ def stack_up(settings: Settings, servers: Iterable[str] = SERVERS, progress: Pro
         f"postgres postgresql://{config.postgres_user}@{config.postgres_host}:{config.postgres_port}/"
         f"{config.postgres_database}, prometheus http://{config.monitoring_host}:{config.prometheus_port} "
         f"(scraping http://{config.metrics_host}:{config.metrics_port}/metrics: `satlake metrics serve --stack`), "
-        f"alertmanager http://{config.monitoring_host}:{config.alertmanager_port}; "
+        f"alertmanager http://{config.monitoring_host}:{config.alertmanager_port}, "
+        f"packets tcp://{config.collector_host}:{config.collector_tcp_port} and "
+        f"http://{config.collector_host}:{config.collector_http_port} (HAProxy to {', '.join(COLLECTORS)}); "
         f"credentials in {config.secrets_file}, "
         f"logs in {config.logs_dir}"
     )

@@ -1,7 +1,8 @@
 """How each server is prepared and launched: its config files under the stack home and its command line.
 
 The pid-file marker of each server is a path unique to this stack home, so two stacks on one machine (a
-developer's and the test suite's) never mistake each other's processes for their own.
+developer's and the test suite's) never mistake each other's processes for their own. (A collector's command
+line names no path: its marker is its command and name, found only through this stack home's pid file.)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from satlake.stack.config import StackConfig
+from satlake.stack.config import COLLECTORS, StackConfig
 from satlake.stack.configs import (
     kafka_jvm_options,
     kafka_log4j2_properties,
@@ -83,6 +84,10 @@ def markers(config: StackConfig) -> dict[str, str]:
         # Their config files (satlake.stack.monitoring), on their command lines.
         "prometheus": str(config.server_dir("prometheus") / "prometheus.yml"),
         "alertmanager": str(config.server_dir("alertmanager") / "alertmanager.yml"),
+        # HAProxy's config file (satlake.stack.haproxy); a collector's command and name (satlake.stack.collectors):
+        # its pid file is this stack home's, and the name ends where the command line has a space.
+        "haproxy": str(config.server_dir("haproxy") / "haproxy.cfg"),
+        **{name: f"collect --stack --name {name} " for name in COLLECTORS},
     }
 
 

@@ -285,7 +285,9 @@ def tables(stack: Settings, trino: TrinoLake) -> RegisteredTables:
     readers: dict[tuple[str, str], frozenset[str]] = {
         **{(schema, f"telemetry_sec_{UID}"): OPS_READERS for schema in TELEMETRY_SCHEMAS},
         ("catalog", f"sec_{UID}"): SCIENCE_READERS,
-        ("bronze", f"sec_{UID}"): ADMIN_ONLY,  # a table in a schema ops reads, without the telemetry name
+        ("raw", f"sec_{UID}"): ADMIN_ONLY,  # a table in a schema ops reads, without the telemetry name
+        ("bronze", f"sec_{UID}"): OPS_READERS,  # a mission's per-packet-type table: any bronze table but Mars'
+        ("bronze", f"mars_sec_{UID}"): SCIENCE_READERS,
     }
     # Science's tables in raw, silver and gold have fixed names: registered unless the pipeline already did
     # (a reused stack may hold real ones), at a location of their own so the pipeline's path is never taken.

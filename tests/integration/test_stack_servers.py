@@ -19,7 +19,18 @@ pytestmark = pytest.mark.integration
 
 def test_every_server_is_running_and_healthy(stack: Settings) -> None:
     statuses = {status.name: status for status in stack_status(stack)}
-    assert sorted(statuses) == sorted(SERVERS) == ["alertmanager", "kafka", "minio", "postgres", "prometheus", "trino"]
+    assert sorted(statuses) == sorted(SERVERS)
+    assert sorted(SERVERS) == [
+        "alertmanager",
+        "collector1",
+        "collector2",
+        "haproxy",
+        "kafka",
+        "minio",
+        "postgres",
+        "prometheus",
+        "trino",
+    ]
     for status in statuses.values():
         assert status.running and status.healthy, status
         assert status.pid is not None and Path(f"/proc/{status.pid}").exists()

@@ -120,7 +120,7 @@ def test_the_models_follow_bronze_once_every_table_they_read_has_rows() -> None:
 
 
 def test_a_lake_without_bronze_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    assert bronze_sources(json.loads(ensure_dbt_manifest().read_text())) == BRONZE
+    assert bronze_sources(json.loads(ensure_dbt_manifest().read_text()), "mars") == BRONZE
     lake = tmp_path / "lake"
     with pytest.raises(MarsBronzeMissing, match=r"bronze/mars_manifests, bronze/mars_photos, bronze/mars_waypoints"):
         require_bronze(Lakehouse(root_uri=str(lake)), BRONZE)

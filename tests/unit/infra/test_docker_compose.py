@@ -11,12 +11,16 @@ import json
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
+from satlake.settings import Settings
+from satlake.stack.config import COLLECTORS, StackConfig
 from satlake.stack.configs import docker_trino_etc_files
+from satlake.stack.haproxy import COMPOSE_CONFIG, compose_haproxy_config
 from satlake.stack.versions import KAFKA_VERSION, TRINO_VERSION
 
 REPO = Path(__file__).resolve().parents[3]
@@ -161,6 +165,39 @@ def test_no_two_services_publish_the_same_host_port() -> None:
         port for service in json.loads(completed.stdout)["services"].values() for port in ports_on_host(service)
     ]
     assert len(published) == len(set(published)), sorted(published)
+
+
+def test_haproxy_fronts_two_collectors_with_the_rendered_configuration() -> None:
+    completed = run_config(COMPOSE_CREDENTIALS)
+    assert completed.returncode == 0, completed.stderr
+    services = json.loads(completed.stdout)["services"]
+    haproxy = services["haproxy"]
+    assert haproxy["image"] == "haproxy:2.6"  # the branch of the Debian package the native stack runs
+    [mount] = haproxy["volumes"]
+    assert (Path(mount["source"]), mount["target"], mount["read_only"]) == (
+        REPO / COMPOSE_CONFIG,
+        "/usr/local/etc/haproxy/haproxy.cfg",
+        True,
+    )
+    assert ports_on_host(haproxy) == {10015, 8095}
+    assert {name: dependency["condition"] for name, dependency in haproxy["depends_on"].items()} == dict.fromkeys(
+        COLLECTORS, "service_healthy"
+    )
+    # In containers the collectors listen on every interface, on the native stack's default ports.
+    in_containers = replace(StackConfig.from_settings(Settings(), environ={}), collector_backend_host="0.0.0.0")
+    rendered = compose_haproxy_config()
+    for name in COLLECTORS:
+        collector = services[name]
+        assert collector["command"] == ["satlake", *in_containers.collector_arguments(name)]
+        assert collector["image"] == services["dagster-daemon"]["image"]
+        assert collector["environment"]["SATLAKE_KAFKA_BOOTSTRAP"] == "kafka:19092"
+        assert secrets_of(collector) == {"compose-pipeline", "compose-pipeline-secret"}
+        assert collector["depends_on"]["satlake-init"]["condition"] == "service_completed_successfully"
+        assert not collector.get("ports")  # reached through HAProxy only
+        ports = in_containers.ports(name)
+        assert f":{ports['http']}/healthz" in " ".join(collector["healthcheck"]["test"])
+        assert f"server {name} {name}:{ports['tcp']} check port {ports['http']}" in rendered
+        assert f"server {name} {name}:{ports['http']} check" in rendered
 
 
 def test_docker_trino_configuration_is_the_rendered_one() -> None:

@@ -22,7 +22,8 @@ def _config(tmp_path: Path, **environment: str) -> StackConfig:
 
 def test_postgres_is_a_stack_server_with_its_port_setting(tmp_path: Path) -> None:
     config = _config(tmp_path, SATLAKE_POSTGRES_PORT="15432", SATLAKE_POSTGRES_DB="lakeserve")
-    assert SERVERS[-1] == "postgres"  # started last, stopped first: nothing else needs it
+    # Started after the lakehouse's servers, stopped before them: nothing but the ground stations' ingress after it.
+    assert SERVERS[SERVERS.index("postgres") + 1 :] == ("collector1", "collector2", "haproxy")
     assert config.ports("postgres") == {"sql": 15432}
     assert (config.host("postgres"), config.postgres_database, config.postgres_user) == (
         "127.0.0.1",
