@@ -146,8 +146,14 @@ def build_bronze_packets(missions: Mapping[str, MissionRecord]) -> dg.AssetsDefi
         yield dg.MaterializeResult(asset_key=_key(BRONZE_PARAMETERS), metadata={
             "dagster/row_count": report.parameters, "alarm_samples": dg.MetadataValue.json(report.alarm_samples),
             **common})  # fmt: skip
-        yield dg.MaterializeResult(asset_key=_key(BRONZE_PACKET_REJECTS), metadata={
-            "dagster/row_count": report.rejects, "reasons": dg.MetadataValue.json(report.reject_reasons), **common})
+        yield dg.MaterializeResult(
+            asset_key=_key(BRONZE_PACKET_REJECTS),
+            metadata={
+                "dagster/row_count": report.rejects,
+                "reasons": dg.MetadataValue.json(report.reject_reasons),
+                **common,
+            },
+        )
         yield dg.MaterializeResult(asset_key=_key(BRONZE_SEQUENCE_EVENTS), metadata={
             "dagster/row_count": sum(report.events.values()), **common})  # fmt: skip
         for name, rows in report.tables.items():
@@ -207,7 +213,8 @@ def bronze_checks(report: BronzeReport) -> Iterator[dg.AssetCheckResult]:
     )  # fmt: skip
     failing = {s: n for s, n in report.alarm_samples.items() if s in FAILING_SEVERITIES}
     yield _check(
-        "parameter_limits", not failing,
+        "parameter_limits",
+        not failing,
         f"samples out of limits: {report.alarm_samples or 'none'}",
         {"samples_by_severity": report.alarm_samples},
     )

@@ -140,7 +140,7 @@ def _keep(table: pa.Table, dropped: set[tuple[int, int]]) -> pa.Table:
     if not dropped or table.num_rows == 0:
         return table
     keys = zip(table.column("partition").to_pylist(), table.column("offset").to_pylist(), strict=True)
-    return table.filter(pa.array([key not in dropped for key in keys]))
+    return table.filter(pa.array([key not in dropped for key in keys], pa.bool_()))
 
 
 def _raw_rejects(raw: pa.Table) -> pa.Table:
@@ -163,7 +163,7 @@ def _sequence(packets: pa.Table, verdicts: SequenceVerdicts) -> tuple[pa.Table, 
     with_status = packets.append_column("sequence_status", pa.array(verdicts.status, pa.string())).append_column(
         "missing_before", pa.array(verdicts.missing_before, pa.int32())
     )
-    kept = with_status.filter(pa.array(verdicts.kept))
+    kept = with_status.filter(pa.array(verdicts.kept, pa.bool_()))
     if not verdicts.events:
         return kept, SEQUENCE_EVENTS_SCHEMA.empty_table()
     indices = pa.array([event.index for event in verdicts.events])
@@ -289,4 +289,3 @@ def _write(
     if say:
         say(f"{table}: {rows.num_rows} rows")
     return rows.num_rows
-

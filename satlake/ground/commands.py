@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from satlake.cli_support import CliError, produce_subcommands, report_for, settings_from_args
 
+if TYPE_CHECKING:
+    from satlake.resources.lakehouse import Lakehouse
 
-def _lakehouse(args: argparse.Namespace):  # noqa: ANN202 - the Lakehouse, imported lazily
+
+def _lakehouse(args: argparse.Namespace) -> Lakehouse:
     from satlake.resources import build_resources
 
     return build_resources(settings_from_args(args)).lakehouse

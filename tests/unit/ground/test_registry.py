@@ -61,7 +61,7 @@ def test_an_xtce_that_does_not_parse_is_refused_and_nothing_is_stored(
 ) -> None:
     broken = tmp_path / "broken.xml"
     broken.write_text("<xtce:SpaceSystem")
-    with pytest.raises(MissionDefinitionError, match="broken.xml"):
+    with pytest.raises(MissionDefinitionError, match=r"broken\.xml"):
         add_mission(lakehouse, settings, "broken", broken)
     assert load_missions(lakehouse) == {}
 
@@ -84,7 +84,7 @@ def test_a_removed_mission_is_not_active_but_its_history_stays(lakehouse: Lakeho
 
 
 def test_a_station_token_is_kept_as_a_hash_and_checked_per_mission(lakehouse: Lakehouse) -> None:
-    station, token = add_station(lakehouse, "svalbard", ("demosat",))
+    _, token = add_station(lakehouse, "svalbard", ("demosat",))
     stored = load_stations(lakehouse)["svalbard"]
     assert token not in stored.token_sha256
     assert stored.accepts(token, "demosat")

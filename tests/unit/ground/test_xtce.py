@@ -96,6 +96,13 @@ def test_column_names(name: str, expected: str) -> None:
     assert column_name(name) == expected
 
 
+def test_the_bad_fixtures_differ_from_a_valid_twin_by_their_one_defect() -> None:
+    tiny = load_mission_database(FIXTURES / "tiny.xml")
+    assert [(apid, t.name, [p.name for p in t.parameters]) for apid, t in tiny.packet_types.items()] == [
+        (5, "POWER", ["BATT_V"])
+    ]
+
+
 def test_malformed_xml_names_file_and_line() -> None:
     with pytest.raises(MissionDefinitionError) as error:
         load_mission_database(FIXTURES / "bad" / "malformed.xml")
