@@ -33,6 +33,7 @@ SENSORS = {
     "acquisition_requests_sensor",
     "mars_requests_sensor",
     "mars_landing_sensor",
+    "ground_packets_sensor",
     "default_automation_condition_sensor",
 }
 # Two ticks of every sensor (minimum interval 30 s) and of the automation sensor, with room to launch a run.
