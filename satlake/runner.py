@@ -13,7 +13,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -46,6 +46,16 @@ class RunOutcome:
     run_id: str
     success: bool
     seconds: float
+
+
+@dataclass(frozen=True)
+class SectionResult:
+    """What a domain's section of the demo ran: whether its runs (and its report) succeeded, the checks that
+    failed, and the runs."""
+
+    runs_ok: bool
+    failed_checks: list[str] = field(default_factory=list)
+    outcomes: list[RunOutcome] = field(default_factory=list)
 
 
 def check_results(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, tuple[bool, str]]:

@@ -9,7 +9,6 @@ The packets are sent once per storage root; a second demo run finds them decoded
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import dagster as dg
 
 from satlake.reporting import Report
 from satlake.resources import SatlakeResources, build_resources
-from satlake.runner import RunOutcome, check_results, run_failures, run_pending_work
+from satlake.runner import SectionResult, check_results, run_failures, run_pending_work
 from satlake.settings import Settings
 
 DEMO_MISSION = "demosat"
@@ -28,13 +27,6 @@ PACKETS_QUERY = """SELECT p.packet_type, count(*) AS packets, min(p.packet_time)
 FROM bronze.packets p WHERE p.mission = 'demosat' GROUP BY p.packet_type ORDER BY p.packet_type"""
 ALARMS_QUERY = """SELECT parameter, trigger_severity, severity, violations, min_violations, triggered_at, returned_at
 FROM gold.alarms WHERE mission = 'demosat' ORDER BY triggered_at"""
-
-
-@dataclass(frozen=True)
-class GroundDemoResult:
-    runs_ok: bool
-    failed_checks: list[str] = field(default_factory=list)
-    outcomes: list[RunOutcome] = field(default_factory=list)
 
 
 def send_demo_packets(resources: SatlakeResources, marker: Path) -> str:
@@ -95,7 +87,7 @@ def report_ground(resources: SatlakeResources, report: Report) -> bool:
     return bool(packets)
 
 
-def run_ground_demo(settings: Settings, instance: dg.DagsterInstance, report: Report) -> GroundDemoResult:
+def run_ground_demo(settings: Settings, instance: dg.DagsterInstance, report: Report) -> SectionResult:
     """Run the ground section: DEMOSAT's packets through a collector, decoded, with one alarm."""
     from satlake.definitions import build_definitions
 
@@ -108,11 +100,6 @@ def run_ground_demo(settings: Settings, instance: dg.DagsterInstance, report: Re
     )
     for failure in run_failures(instance, outcomes):
         report.error(failure)
-    checks = check_results(instance, [o.run_id for o in outcomes])
-    failed = [name for name, (passed, _) in checks.items() if not passed]
-    if checks:
-        report.line(f"  checks: {len(checks) - len(failed)} passed, {len(failed)} failed")
-    for name in failed:
-        report.line(f"    FAIL {name}: {checks[name][1]}")
+    failed = report.failed_checks(check_results(instance, [o.run_id for o in outcomes]))
     read_ok = report_ground(resources, report)
-    return GroundDemoResult(all(o.success for o in outcomes) and read_ok, failed, outcomes)
+    return SectionResult(all(o.success for o in outcomes) and read_ok, failed, outcomes)

@@ -8,7 +8,6 @@ The requests are published once per storage root; a second demo run finds the Ma
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +16,7 @@ from satlake.mars.replay import MarsReplayServer
 from satlake.mars.request import new_request, publish_request
 from satlake.reporting import Report
 from satlake.resources import build_resources
-from satlake.runner import RunOutcome, check_results, run_failures, run_pending_work
+from satlake.runner import SectionResult, check_results, run_failures, run_pending_work
 from satlake.settings import Settings
 
 RECORDED_RESPONSES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "mars"
@@ -28,13 +27,6 @@ FROM gold.mars_mission_timeline WHERE photos > 0 ORDER BY rover_name, sol"""
 DRIVE_QUERY = """SELECT rover_name AS rover, count(*) AS sols, round(sum(driven_m) / 1000, 2) AS km,
        min(sol) AS first_sol, max(sol) AS last_sol
 FROM gold.mars_mission_timeline WHERE driven_m > 0 GROUP BY rover_name ORDER BY rover_name"""
-
-
-@dataclass(frozen=True)
-class MarsDemoResult:
-    runs_ok: bool
-    failed_checks: list[str] = field(default_factory=list)
-    outcomes: list[RunOutcome] = field(default_factory=list)
 
 
 def publish_demo_requests(settings: Settings, marker: Path) -> str:
@@ -70,14 +62,14 @@ def report_timeline(settings: Settings, report: Report) -> bool:
     return bool(timeline.rows)
 
 
-def run_mars_demo(settings: Settings, instance: dg.DagsterInstance, report: Report) -> MarsDemoResult:
+def run_mars_demo(settings: Settings, instance: dg.DagsterInstance, report: Report) -> SectionResult:
     """Run the Mars section against the recorded responses and report it."""
     from satlake.definitions import build_definitions
 
     if not (RECORDED_RESPONSES / "manifests").is_dir():
         report.heading("Mars:")
         report.warning(f"no recorded Mars responses at {RECORDED_RESPONSES} (run the demo from a clone); skipped")
-        return MarsDemoResult(runs_ok=True)
+        return SectionResult(runs_ok=True)
     with MarsReplayServer(RECORDED_RESPONSES) as server:
         report.heading(f"Mars (NASA's photo API, MMGIS and image host replayed from recordings at {server.base_url}):")
         mars_settings = settings.with_overrides(mars_photos_url=server.photos_url, mars_mmgis_url=server.mmgis_url)
@@ -88,12 +80,7 @@ def run_mars_demo(settings: Settings, instance: dg.DagsterInstance, report: Repo
         )
     for failure in run_failures(instance, outcomes):
         report.error(failure)
-    checks = check_results(instance, [o.run_id for o in outcomes])
-    failed = [name for name, (passed, _) in checks.items() if not passed]
-    if checks:  # none on a second demo run, which has nothing new to fetch
-        report.line(f"  checks: {len(checks) - len(failed)} passed, {len(failed)} failed")
-    for name in failed:
-        report.line(f"    FAIL {name}: {checks[name][1]}")
+    failed = report.failed_checks(check_results(instance, [o.run_id for o in outcomes]))
     timeline_ok = report_timeline(settings, report)
-    return MarsDemoResult(runs_ok=all(o.success for o in outcomes) and timeline_ok, failed_checks=failed,
+    return SectionResult(runs_ok=all(o.success for o in outcomes) and timeline_ok, failed_checks=failed,
                           outcomes=outcomes)  # fmt: skip

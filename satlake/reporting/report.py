@@ -106,6 +106,16 @@ class Report:
             self.console.print(Text("  ") + mark + Text(f" {name}: {description}"))
         return failed
 
+    def failed_checks(self, results: Mapping[str, tuple[bool, str]], indent: str = "  ") -> list[str]:
+        """A section's checks in one line (how many passed and failed), then a line per failure; returns the
+        names of the failed checks. Nothing when there are none (a second demo run evaluates none)."""
+        failed = [name for name, (passed, _) in results.items() if not passed]
+        if results:
+            self.line(f"{indent}checks: {len(results) - len(failed)} passed, {len(failed)} failed")
+        for name in failed:
+            self.line(f"{indent}  FAIL {name}: {results[name][1]}")
+        return failed
+
     def error(self, message: str) -> None:
         """An error for the person at the terminal, in full, on stderr."""
         self._console(self._err or sys.stderr).print(Text(f"satlake: error: {message}", style="red"))
