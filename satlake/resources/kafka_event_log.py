@@ -189,13 +189,14 @@ class KafkaEventLog(EventLog):
         return sorted(p.id for p in described.partitions.values() if p.leader >= 0 and p.error is None)
 
     def append(self, topic: str, records: Iterable[OutgoingRecord]) -> int:
+        """Thread-safe: collectors append from several threads; librdkafka serves a call's delivery reports in
+        whichever thread polls, so they are counted with list appends (atomic), not ``+=`` on a shared int."""
         failures: list[str] = []
-        delivered = 0
+        acknowledged: list[None] = []
 
         def on_delivery(error: KafkaError | None, _message: object) -> None:
-            nonlocal delivered
             if error is None:
-                delivered += 1
+                acknowledged.append(None)
             elif len(failures) < 5:
                 failures.append(str(error))
 
@@ -215,6 +216,7 @@ class KafkaEventLog(EventLog):
             sent += 1
             producer.poll(0)
         remaining = producer.flush(self.request_timeout_s * 3)
+        delivered = len(acknowledged)
         if remaining or failures or delivered != sent:
             raise EventLogError(
                 f"appending to Kafka topic {topic!r} on {self.bootstrap}: {delivered} of {sent} records "

@@ -105,6 +105,7 @@ def haproxy_config_text(
         *resolvers,
         "defaults",
         "    log global",
+        "    option dontlognull  # health probes that connect and send nothing",
         "    timeout connect 5s",
         "    timeout client 60s",
         "    timeout server 60s",
