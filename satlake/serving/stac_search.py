@@ -298,6 +298,7 @@ def apply_fields(item: dict[str, Any], include: Sequence[str], exclude: Sequence
         result = {key: item[key] for key in REQUIRED_FIELDS if key in item}
         for path in include:
             _copy_path(item, result, path.split("."))
+        _keep_interval(item, result)
     else:
         result = copy.deepcopy(item)
     for path in exclude:
@@ -306,6 +307,16 @@ def apply_fields(item: dict[str, Any], include: Sequence[str], exclude: Sequence
             continue
         _drop_path(result, path.split("."))
     return result
+
+
+def _keep_interval(item: Mapping[str, Any], result: dict[str, Any]) -> None:
+    """An item whose ``datetime`` is null is valid STAC only with its ``start_datetime`` and ``end_datetime``
+    (a Mars photo's Earth day, a timelapse's span): wherever ``datetime`` is kept, they are kept too."""
+    properties, kept = item.get("properties") or {}, result.get("properties")
+    if isinstance(kept, dict) and "datetime" in kept and kept["datetime"] is None:
+        for name in ("start_datetime", "end_datetime"):
+            if name in properties:
+                kept.setdefault(name, properties[name])
 
 
 def _copy_path(source: Mapping[str, Any], target: dict[str, Any], keys: list[str]) -> None:

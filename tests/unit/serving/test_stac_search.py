@@ -215,3 +215,16 @@ def test_the_index_and_the_table_scan_give_the_same_pages(tmp_path: Path, params
     assert pages(indexed) == pages(scanned)
     if params.get("bbox") == "15.03,45.15,15.05,45.16":
         assert pages(indexed) == [[LATE_UTM, EARLY_UTM]]
+
+
+def test_an_item_without_a_datetime_keeps_its_interval_whatever_fields_are_asked() -> None:
+    from satlake.serving.stac_search import DEFAULT_FIELDS, apply_fields
+
+    item = {"type": "Feature", "stac_version": "1.1.0", "id": "mars-perseverance-mcz_left-timelapse", "links": [],
+            "properties": {"datetime": None, "start_datetime": "2021-06-07T00:00:00Z",
+                           "end_datetime": "2021-06-09T23:59:59Z", "platform": "perseverance"}}  # fmt: skip
+    kept = apply_fields(item, [name for name in DEFAULT_FIELDS if name.startswith("properties.")], [])
+    assert kept["properties"] == {"datetime": None, "start_datetime": "2021-06-07T00:00:00Z",
+                                  "end_datetime": "2021-06-09T23:59:59Z"}  # fmt: skip
+    dated = {**item, "properties": {"datetime": "2021-06-08T00:00:00Z", "start_datetime": "x", "end_datetime": "y"}}
+    assert apply_fields(dated, ["properties.datetime"], [])["properties"] == {"datetime": "2021-06-08T00:00:00Z"}
