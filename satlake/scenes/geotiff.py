@@ -19,6 +19,8 @@ from rasterio.windows import Window
 
 __all__ = ["MAX_BANDS", "MAX_RASTER_SIDE", "RasterFile", "RasterReadError", "open_raster"]
 
+PROBE_SIDE = 512
+PROBE_CACHE_MB = 64
 MAX_RASTER_SIDE = 1 << 20  # 1,048,576 pixels: larger declared sides are corrupt headers, not imagery
 MAX_BANDS = 1000
 
@@ -73,7 +75,9 @@ def open_raster(name: str, path: Path) -> RasterFile:
     try:
         with (
             warnings.catch_warnings(),
-            rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"),
+            # A small block cache: the probe reads one block at each end, never a tile pyramid; GDAL's default
+            # (5 % of RAM) would let a lying header's giant strip stay cached for nothing.
+            rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", GDAL_CACHEMAX=PROBE_CACHE_MB),
             rasterio.open(path, driver="GTiff") as src,
         ):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -129,12 +133,14 @@ def open_raster(name: str, path: Path) -> RasterFile:
 
 
 def _read_probe_blocks(src: rasterio.DatasetReader) -> None:
-    """Decode the first and last block of every band: a truncated file opens fine but fails here."""
+    """Decode the first and last block of every band: a truncated file opens fine but fails here. GDAL decodes
+    a whole block to read any pixel of it, so a window of at most PROBE_SIDE pixels a side is enough (and a
+    strip a million pixels wide is not copied out whole)."""
     block_height, block_width = src.block_shapes[0]
     last_row = max(0, src.height - block_height)
     last_col = max(0, src.width - block_width)
     for window in (
-        Window(0, 0, min(block_width, src.width), min(block_height, src.height)),
-        Window(last_col, last_row, src.width - last_col, src.height - last_row),
+        Window(0, 0, min(block_width, src.width, PROBE_SIDE), min(block_height, src.height, PROBE_SIDE)),
+        Window(last_col, last_row, min(src.width - last_col, PROBE_SIDE), min(src.height - last_row, PROBE_SIDE)),
     ):
         src.read(window=window)
