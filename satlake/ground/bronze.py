@@ -39,6 +39,8 @@ from satlake.ground.tables import (
 )
 from satlake.resources.lakehouse import Lakehouse, TableRef
 
+# Raw records decoded per exactly-once step: the decoder holds about 10 kB per packet while it builds the rows.
+CHUNK_ROWS = 20_000
 # How far back (in offsets of a topic partition) the last packet of each APID is looked for when a run starts.
 SEQUENCE_LOOKBACK = 200_000
 _TS = pa.timestamp("us", tz="UTC")
@@ -184,15 +186,37 @@ def _sequence(packets: pa.Table, verdicts: SequenceVerdicts) -> tuple[pa.Table, 
 
 
 def update_bronze_packets(
-    lakehouse: Lakehouse, mission: MissionRecord, *, say: Callable[[str], None] | None = None
+    lakehouse: Lakehouse,
+    mission: MissionRecord,
+    *,
+    say: Callable[[str], None] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> BronzeReport:
-    """Decode and write everything of ``mission`` in raw that bronze does not hold yet."""
+    """Decode and write everything of ``mission`` in raw that bronze does not hold yet, ``chunk_rows`` raw
+    records at a time (each chunk is one exactly-once step: memory stays bounded whatever the backlog)."""
     report = BronzeReport()
     raw = pending_raw(lakehouse, mission)
     if raw is None:
         return report
-    report.raw_rows = raw.num_rows
-    following = {}
+    state = _previous_state(lakehouse, mission, raw)
+    for first in range(0, raw.num_rows, chunk_rows):
+        chunk = raw.slice(first, chunk_rows)
+        state = _update_chunk(lakehouse, mission, chunk, state, report, say)
+        if say and raw.num_rows > chunk_rows:
+            say(f"{mission.name}: {min(first + chunk_rows, raw.num_rows)} of {raw.num_rows} raw records decoded")
+    return report
+
+
+def _update_chunk(
+    lakehouse: Lakehouse,
+    mission: MissionRecord,
+    raw: pa.Table,
+    state: dict[int, Previous],
+    report: BronzeReport,
+    say: Callable[[str], None] | None,
+) -> dict[int, Previous]:
+    """Decode, judge and write one chunk of raw records; adds to ``report``, returns the sequence state after it."""
+    following: dict[int, int] = {}
     for partition, offset in zip(raw.column("partition").to_pylist(), raw.column("offset").to_pylist(), strict=True):
         following[partition] = max(following.get(partition, 0), offset + 1)
     packet_rows = raw.filter(pc.equal(raw.column("kind"), PACKET))
@@ -201,9 +225,7 @@ def update_bronze_packets(
     packets = decoded.packets
     apids, counts = packets.column("apid").to_pylist(), packets.column("sequence_count").to_pylist()
     times = [_micros(t) for t in packets.column("packet_time").to_pylist()]
-    verdicts = judge_sequence(
-        apids, counts, times, _previous_state(lakehouse, mission, raw), _known_keys(lakehouse, mission, packets)
-    )
+    verdicts = judge_sequence(apids, counts, times, state, _known_keys(lakehouse, mission, packets))
     bronze_packets, events = _sequence(packets, verdicts)
     duplicates = {
         (p, o)
@@ -227,20 +249,28 @@ def update_bronze_packets(
     for table, rows, partition_by in writes:
         written = _write(lakehouse, table, rows, mission.topic, following, partition_by, say)
         if table.name.startswith(f"{mission.name}_"):
-            report.tables[table.name] = written
-    report.packets = bronze_packets.num_rows
-    report.duplicates = len(duplicates)
-    report.rejects = rejects.num_rows
-    report.reject_reasons = _counts(rejects.column("reason"))
-    report.parameters = parameters.num_rows
-    report.events = _counts(events.column("kind"))
-    report.missing_packets = int(pc.sum(events.column("missing")).as_py() or 0)
+            report.tables[table.name] = report.tables.get(table.name, 0) + written
+    report.raw_rows += raw.num_rows
+    report.packets += bronze_packets.num_rows
+    report.duplicates += len(duplicates)
+    report.rejects += rejects.num_rows
+    report.parameters += parameters.num_rows
+    _add(report.reject_reasons, _counts(rejects.column("reason")))
+    _add(report.events, _counts(events.column("kind")))
+    report.missing_packets += int(pc.sum(events.column("missing")).as_py() or 0)
     unknown = packets.filter(pc.and_(pc.is_null(packets.column("packet_type")), pc.is_valid(packets.column("apid"))))
-    report.unknown_apids = {int(k): v for k, v in _counts(unknown.column("apid")).items()}
-    report.alarm_samples = _counts(parameters.column("alarm_severity").drop_null())
-    report.positions = following
-    report.rejected_only, report.unaccounted = _reconcile(raw, packets, rejects)
-    return report
+    _add(report.unknown_apids, {int(k): v for k, v in _counts(unknown.column("apid")).items()})
+    _add(report.alarm_samples, _counts(parameters.column("alarm_severity").drop_null()))
+    report.positions.update(following)
+    rejected_only, unaccounted = _reconcile(raw, packets, rejects)
+    report.rejected_only += rejected_only
+    report.unaccounted += unaccounted
+    return verdicts.state
+
+
+def _add(total: dict, counts: dict) -> None:
+    for key, count in counts.items():
+        total[key] = total.get(key, 0) + count
 
 
 def _keys(table: pa.Table) -> set[tuple[int, int]]:

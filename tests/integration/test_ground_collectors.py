@@ -146,7 +146,7 @@ def delivery(stack: Settings) -> Delivery:
     split = TCP_CONNECTIONS * PACKETS_PER_CONNECTION
     total = split + HTTP_UPLOADS * PACKETS_PER_UPLOAD
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    packets = simulate_packets(record.database(), start=start, seconds=600, alarm=False)[:total]
+    packets = simulate_packets(record.database, start=start, seconds=600, alarm=False)[:total]
     assert len(packets) == len(set(packets)) == total  # every packet tells itself apart (APID, sequence, time)
     tcp_packets, http_packets = packets[:split], packets[split:]
 

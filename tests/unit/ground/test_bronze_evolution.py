@@ -105,3 +105,22 @@ def test_bronze_skips_what_a_table_already_committed(tmp_path: Path, monkeypatch
     keys = list(zip(*columns, strict=True))
     assert len(keys) == len(set(keys)) == report.parameters > 0
     assert lakehouse.read(BRONZE_PACKETS).num_rows == report.packets
+
+
+def test_a_backlog_is_decoded_in_chunks_with_the_same_result(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path)
+    results = []
+    for name, chunk_rows in (("whole", 1_000_000), ("chunked", 37)):
+        lakehouse = Lakehouse(root_uri=str(tmp_path / name / "lake"))
+        log = LocalEventLog(tmp_path / name / "log", default_partitions=4)
+        mission, _ = add_mission(lakehouse, settings, "demosat", DEMOSAT)
+        packets = simulate_packets(mission.database, start=datetime(2026, 12, 1, tzinfo=UTC), seconds=120)
+        packets = packets[:40] + packets[45:]  # a gap inside the backlog
+        (tmp_path / name).mkdir(exist_ok=True)
+        _land(tmp_path / name, lakehouse, log, mission, packets)
+        report = update_bronze_packets(lakehouse, mission, chunk_rows=chunk_rows)
+        stored = lakehouse.read(BRONZE_PACKETS).sort_by([("partition", "ascending"), ("offset", "ascending")])
+        results.append((report.packets, report.events, report.missing_packets,
+                        stored.select(["apid", "sequence_count", "sequence_status"]).to_pylist()))  # fmt: skip
+    assert results[0] == results[1]
+    assert results[0][1].get("gap", 0) >= 1
