@@ -34,12 +34,10 @@ DEMO_INTERVAL_S = 20.0
 DEMO_FAULT_RATE = 0.02
 DEMO_SEED = 7
 
-TABLE_COLUMNS = 3
+ZONE_ORDER = ("raw", "bronze", "silver", "gold", "catalog")
 SAMPLE_QUERY = """SELECT h.satellite_name, sum(h.reading_count) AS readings, round(avg(h.temp_c_avg), 1) AS avg_temp_c,
-       round(min(h.battery_charge_pct_min), 1) AS min_battery_pct,
-       (SELECT count(*) FROM gold.telemetry_anomalies a WHERE a.satellite_name = h.satellite_name) AS anomalies
-FROM gold.telemetry_hourly h
-GROUP BY h.satellite_name ORDER BY h.satellite_name"""
+  round(min(h.battery_charge_pct_min), 1) AS min_battery_pct, (SELECT count(*) FROM gold.telemetry_anomalies a
+  WHERE a.satellite_name = h.satellite_name) AS anomalies FROM gold.telemetry_hourly h GROUP BY 1 ORDER BY 1"""
 
 
 @dataclass(frozen=True)
@@ -82,10 +80,23 @@ def produce_demo_telemetry(resources: SatlakeResources, marker: Path, report: Re
     return window
 
 
-def columns_down(cells: list[str], columns: int) -> list[list[str]]:
-    """``cells`` in ``columns`` columns read top to bottom, then left to right, as rows (the last row padded)."""
-    height = -(-len(cells) // columns)
-    return [[cells[i] if i < len(cells) else "" for i in range(row, height * columns, height)] for row in range(height)]
+def zone_lines(counts: dict[tuple[str, str], int], width: int = 118) -> list[str]:
+    """Row counts of ``(zone, table)`` as lines per zone, ``  zone:   table count · table count ...`` wrapped at
+    ``width``: one line per zone or two, however many tables the domains add."""
+    zones = sorted({zone for zone, _ in counts}, key=lambda z: (ZONE_ORDER.index(z) if z in ZONE_ORDER else 99, z))
+    indent = 2 + max((len(zone) for zone in zones), default=0) + 2
+    lines = []
+    for zone in zones:
+        cells = [f"{name} {count:,}" for (table_zone, name), count in sorted(counts.items()) if table_zone == zone]
+        line = f"  {zone + ':':<{indent - 2}}{cells[0]}"
+        for cell in cells[1:]:
+            if len(line) + 3 + len(cell) > width:
+                lines.append(line)
+                line = " " * indent + cell
+            else:
+                line += " · " + cell
+        lines.append(line)
+    return lines
 
 
 def run_demo(settings: Settings, report: Report | None = None) -> bool:
@@ -134,12 +145,13 @@ def run_demo(settings: Settings, report: Report | None = None) -> bool:
 
     engine = resources.query_engine
     report.heading("tables (rows):")
-    cells = []
+    counts = {}
     for table in resources.lakehouse.list_tables():
-        count = engine.query(f'SELECT count(*) FROM "{table.zone}"."{table.name}"').rows[0][0]
-        cells.append(f"{table.zone + '.' + table.name:<31} {count:>7,}")
-    for row in columns_down(cells, TABLE_COLUMNS):  # read down: the report stays short as domains add tables
-        report.line("  " + "   ".join(row).rstrip())
+        counts[(table.zone, table.name)] = engine.query(f'SELECT count(*) FROM "{table.zone}"."{table.name}"').rows[0][
+            0
+        ]
+    for line in zone_lines(counts):  # a line or two per zone: the report stays short as domains add tables
+        report.line(line)
 
     from satlake.telemetry.limits_file import load_limits
     from satlake.telemetry.report import contract_report

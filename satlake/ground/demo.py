@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from satlake.reporting import Report
+from satlake.reporting.report import checks_summary
 from satlake.resources import SatlakeResources, build_resources
 from satlake.runner import SectionResult, check_results, run_failures, run_pending_work
 from satlake.settings import Settings
@@ -64,7 +65,7 @@ def send_demo_packets(resources: SatlakeResources, marker: Path) -> str:
             f"on 127.0.0.1:{port}: {summary.packets:,} acknowledged, {summary.rejects} rejected")  # fmt: skip
 
 
-def report_ground(resources: SatlakeResources, report: Report) -> bool:
+def report_ground(resources: SatlakeResources, report: Report, checks: str) -> bool:
     """The packets per type and the alarms, from the lake; False when they cannot be read."""
     engine = resources.query_engine
     try:
@@ -77,7 +78,7 @@ def report_ground(resources: SatlakeResources, report: Report) -> bool:
         report.error(f"the DEMOSAT tables could not be read: {error}")
         return False
     kinds = ", ".join(f"{name} {count:,}" for name, count, _, _ in packets)
-    report.line(f"  bronze.packets: {kinds}; sequence gaps: {gaps}")
+    report.line(f"  bronze.packets: {kinds}; sequence gaps: {gaps}" + (f"; {checks}" if checks else ""))
     for parameter, trigger, worst, violations, minimum, triggered, returned in alarms:
         back = f"back to normal {returned:%H:%M:%S}" if returned is not None else "still active"
         report.line(f"  gold.alarms: {parameter} {trigger} (worst {worst}) triggered {triggered:%H:%M:%S} after "
@@ -100,6 +101,7 @@ def run_ground_demo(settings: Settings, instance: dg.DagsterInstance, report: Re
     )
     for failure in run_failures(instance, outcomes):
         report.error(failure)
-    failed = report.failed_checks(check_results(instance, [o.run_id for o in outcomes]))
-    read_ok = report_ground(resources, report)
+    checks = check_results(instance, [o.run_id for o in outcomes])
+    read_ok = report_ground(resources, report, checks_summary(checks) if checks else "")
+    failed = report.failed_checks(checks, summary=False)
     return SectionResult(all(o.success for o in outcomes) and read_ok, failed, outcomes)

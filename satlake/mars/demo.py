@@ -15,6 +15,7 @@ import dagster as dg
 from satlake.mars.replay import MarsReplayServer
 from satlake.mars.request import new_request, publish_request
 from satlake.reporting import Report
+from satlake.reporting.report import checks_summary
 from satlake.resources import build_resources
 from satlake.runner import SectionResult, check_results, run_failures, run_pending_work
 from satlake.settings import Settings
@@ -44,7 +45,7 @@ def publish_demo_requests(settings: Settings, marker: Path) -> str:
     return "requested " + ", ".join(f"{rover} sols {first}..{last}" for rover, (first, last) in DEMO_SOLS.items())
 
 
-def report_timeline(settings: Settings, report: Report) -> bool:
+def report_timeline(settings: Settings, report: Report, checks: str = "") -> bool:
     """Print the mission timeline from gold (its sols with photos) and each rover's drive; False when unreadable."""
     engine = build_resources(settings).query_engine
     try:
@@ -53,7 +54,8 @@ def report_timeline(settings: Settings, report: Report) -> bool:
     except Exception as error:  # a failed run above leaves the table missing: say so, the demo goes on
         report.error(f"the Mars mission timeline could not be read: {error}")
         return False
-    report.line(f"  mission timeline (gold.mars_mission_timeline, sols with photos; {engine.name}):")
+    checks = f"{checks}; " if checks else ""
+    report.line(f"  {checks}mission timeline (gold.mars_mission_timeline, sols with photos; {engine.name}):")
     table = timeline.format_table().splitlines()
     for line in [table[0], *table[2 : len(timeline.rows) + 2]]:  # the header and the rows
         report.line(f"    {line}".rstrip())
@@ -80,7 +82,8 @@ def run_mars_demo(settings: Settings, instance: dg.DagsterInstance, report: Repo
         )
     for failure in run_failures(instance, outcomes):
         report.error(failure)
-    failed = report.failed_checks(check_results(instance, [o.run_id for o in outcomes]))
-    timeline_ok = report_timeline(settings, report)
+    checks = check_results(instance, [o.run_id for o in outcomes])
+    timeline_ok = report_timeline(settings, report, checks_summary(checks) if checks else "")
+    failed = report.failed_checks(checks, summary=False)
     return SectionResult(runs_ok=all(o.success for o in outcomes) and timeline_ok, failed_checks=failed,
                           outcomes=outcomes)  # fmt: skip

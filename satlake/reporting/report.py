@@ -106,12 +106,15 @@ class Report:
             self.console.print(Text("  ") + mark + Text(f" {name}: {description}"))
         return failed
 
-    def failed_checks(self, results: Mapping[str, tuple[bool, str]], indent: str = "  ") -> list[str]:
-        """A section's checks in one line (how many passed and failed), then a line per failure; returns the
-        names of the failed checks. Nothing when there are none (a second demo run evaluates none)."""
+    def failed_checks(
+        self, results: Mapping[str, tuple[bool, str]], indent: str = "  ", summary: bool = True
+    ) -> list[str]:
+        """A section's checks in one line (how many passed and failed; ``summary=False`` leaves it to the caller,
+        see ``checks_summary``), then a line per failure; returns the names of the failed checks. Nothing when
+        there are none (a second demo run evaluates none)."""
         failed = [name for name, (passed, _) in results.items() if not passed]
-        if results:
-            self.line(f"{indent}checks: {len(results) - len(failed)} passed, {len(failed)} failed")
+        if results and summary:
+            self.line(f"{indent}{checks_summary(results)}")
         for name in failed:
             self.line(f"{indent}  FAIL {name}: {results[name][1]}")
         return failed
@@ -146,3 +149,9 @@ class Report:
         with Progress(*columns, console=console, transient=False) as bar:
             task = bar.add_task(description, total=total)
             yield lambda completed: bar.update(task, completed=completed)
+
+
+def checks_summary(results: Mapping[str, tuple[bool, str]]) -> str:
+    """``checks: 13 passed, 0 failed``."""
+    failed = sum(1 for passed, _ in results.values() if not passed)
+    return f"checks: {len(results) - failed} passed, {failed} failed"

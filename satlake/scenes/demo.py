@@ -134,11 +134,10 @@ def run_scene_demo(
                 f"cloud {cloud:<6} {where}")  # fmt: skip
 
     rejects = lakehouse.read(SCENE_REJECTS)
-    if rejects is not None and rejects.num_rows:
-        report.heading(f"quarantined ({rejects.num_rows}):")
+    if rejects is not None and rejects.num_rows:  # under the catalog: what did not make it into it, and why
         for row in rejects.to_pylist()[-5:]:
-            reason = row["reason"] if len(row["reason"]) <= 150 else row["reason"][:149] + "…"
-            say(f"  {row['scene_id']}: {reason}")
+            reason = row["reason"] if len(row["reason"]) <= 130 else row["reason"][:129] + "…"
+            say(f"  quarantined {row['scene_id']}: {reason}")
 
     results = _scene_check_results(instance, [o.run_id for o in outcomes])
     failed = report.checks("scene checks", results) if results else []

@@ -21,10 +21,18 @@ def satlake(root: Path, *args: str, timeout: float = 600) -> subprocess.Complete
 
 
 def table_counts(report: str) -> dict[str, int]:
-    """The row count of every table the report lists (two columns under "tables (rows):")."""
+    """The row count of every table the report lists (under "tables (rows):", a line or two per zone:
+    ``  zone:   table 12 · table 3,400``)."""
     section = re.search(r"^tables \(rows\):\n((?:  .*\n)+)", report, re.M)
     assert section, report
-    return {m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"(\w+\.\w+)\s+([\d,]+)", section[1])}
+    counts, zone = {}, ""
+    for line in section[1].splitlines():
+        starts = re.match(r"^  (\w+):\s+(.*)$", line)
+        zone, cells = (starts[1], starts[2]) if starts else (zone, line.strip())
+        for cell in cells.split(" · "):
+            name, count = cell.rsplit(" ", 1)
+            counts[f"{zone}.{name}"] = int(count.replace(",", ""))
+    return counts
 
 
 def assert_readable_report(result: subprocess.CompletedProcess[str]) -> None:
@@ -39,6 +47,7 @@ def assert_readable_report(result: subprocess.CompletedProcess[str]) -> None:
         "forest change",
         "acquisition (AOI demo-forest",
         "Mars (",
+        "ground segment (",
         "tables (rows):",
         "telemetry contract:",
         "asset checks:",
