@@ -888,9 +888,9 @@ class LocalEventLog(EventLog):
         deadline = time.monotonic() + max(timeout_s, 0.0)
         while True:
             tails = self.committed_tails(topic)
-            if partitions is not None:
+            starts = self._start_offsets(topic, tails, start_offsets)  # offsets of every partition are checked
+            if partitions is not None:  # then only the partitions asked for are read (as Kafka does)
                 tails = {p: tail for p, tail in tails.items() if p in partitions}
-            starts = self._start_offsets(topic, tails, start_offsets)
             pending = {p: tails[p].next_offset - starts[p] for p in tails if tails[p].next_offset > starts[p]}
             if pending and max_records > 0:
                 parts: list[PartitionColumns] = []

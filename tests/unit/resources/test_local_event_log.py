@@ -430,3 +430,13 @@ def test_sensors_wait_for_no_record_of_the_local_log_which_is_readable_when_appe
     event_log.append(TOPIC, [OutgoingRecord(value=b"x", key=b"k")])
     (record,) = event_log.read(TOPIC, {0: 0}, 10, timeout_s=event_log.poll_wait(10.0))
     assert record.value == b"x"
+
+
+def test_reading_some_partitions_ignores_the_offsets_of_the_others(tmp_path: Path) -> None:
+    event_log = LocalEventLog(tmp_path, default_partitions=2)
+    event_log.create_topic("t", 2)
+    event_log.append("t", [OutgoingRecord(b"a", key=b"k1"), OutgoingRecord(b"b", key=b"k2"),
+                           OutgoingRecord(b"c", key=b"k3"), OutgoingRecord(b"d", key=b"k4")])  # fmt: skip
+    ends = event_log.end_offsets("t")
+    read = event_log.read_columns("t", {0: 0, 1: 0}, 10, timeout_s=0, partitions=[1])
+    assert set(read.partition.tolist()) <= {1} and len(read) == ends[1]
