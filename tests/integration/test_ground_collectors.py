@@ -217,3 +217,43 @@ def test_both_collectors_served_streams_and_uploads(delivery: Delivery) -> None:
     for transport, sent in (("tcp", delivery.tcp_packets), ("http", delivery.http_packets)):
         published = {collector: delivery.published[collector][transport] for collector in COLLECTORS}
         assert all(published.values()) and sum(published.values()) == len(sent), f"{transport}: {published}"
+
+
+def test_the_pipeline_counts_every_packet_in_trino_exactly(stack: Settings, delivery: Delivery) -> None:
+    """raw/packets and bronze for the mission's partition, on Kafka, MinIO and Trino; then Trino counts, as the
+    ops role: every packet sent through HAProxy once in raw, once in bronze, once in its packet type's table."""
+    import dagster as dg
+
+    from satlake.definitions import build_definitions
+    from satlake.ground.tables import packet_type_table
+    from satlake.resources.trino import TrinoLake
+    from satlake.stack.access import ADMIN, OPS
+
+    sent = delivery.tcp_packets + delivery.http_packets
+    defs = build_definitions(stack)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("missions", [delivery.mission])
+        result = defs.resolve_job_def("ground_packets_job").execute_in_process(
+            partition_key=delivery.mission, instance=instance
+        )
+    assert result.success
+    trino = TrinoLake(stack.trino_host, stack.trino_port, user=ADMIN)
+    try:
+        where = f"WHERE mission = '{delivery.mission}'"
+        counts = {
+            table: trino.query(f"SELECT count(*) FROM lake.{table} {where}", user=OPS)[1][0][0]
+            for table in ("raw.packets", "bronze.packets")
+        }
+        assert counts == {"raw.packets": len(sent), "bronze.packets": len(sent)}
+        by_type = trino.query(f"SELECT packet_type, count(*) FROM lake.bronze.packets {where} GROUP BY 1", user=OPS)
+        hk = packet_type_table(delivery.mission, "hk")
+        in_hk_table = trino.query(f"SELECT count(*) FROM lake.{hk.zone}.{hk.name}", user=OPS)[1][0][0]
+        assert in_hk_table == dict(by_type[1])["HK"] > 0
+        stations = trino.query(f"SELECT DISTINCT station FROM lake.bronze.packets {where}", user=OPS)[1]
+        assert stations == [(delivery.station,)]
+        duplicates = trino.query(
+            f"SELECT count(*) FROM lake.bronze.packet_sequence_events {where} AND kind = 'duplicate'", user=OPS
+        )[1][0][0]
+        assert duplicates == 0  # six connections and eight uploads at once may reorder an APID, never repeat it
+    finally:
+        trino.close()

@@ -287,7 +287,7 @@ def tables(stack: Settings, trino: TrinoLake) -> RegisteredTables:
         ("catalog", f"sec_{UID}"): SCIENCE_READERS,
         ("raw", f"sec_{UID}"): ADMIN_ONLY,  # a table in a schema ops reads, without the telemetry name
         ("bronze", f"sec_{UID}"): OPS_READERS,  # a mission's per-packet-type table: any bronze table but Mars'
-        ("bronze", f"mars_sec_{UID}"): SCIENCE_READERS,
+        ("bronze", f"mars_roles_{UID}"): SCIENCE_READERS,
     }
     # Science's tables in raw, silver and gold have fixed names: registered unless the pipeline already did
     # (a reused stack may hold real ones), at a location of their own so the pipeline's path is never taken.
@@ -329,8 +329,8 @@ def test_each_role_reads_exactly_its_tables_in_every_schema(trino: TrinoLake, ta
                     f"Access Denied: Cannot select from table lake.{schema}.{table}"
                 )
     assert all(outcomes.values()), [name for name, ok in outcomes.items() if not ok]
-    # 9 tables across the four telemetry schemas and catalog, each tried by all three roles.
-    assert len(outcomes) == len(tables.readers) * len(ROLES) == 27
+    # 11 tables across the four telemetry schemas and catalog, each tried by all three roles.
+    assert len(outcomes) == len(tables.readers) * len(ROLES) == 33
 
 
 def test_science_reads_the_mars_tables_of_every_zone_and_ops_none(stack: Settings, trino: TrinoLake) -> None:
