@@ -81,16 +81,19 @@ SHARED_TABLES = {
     BRONZE_SEQUENCE_EVENTS: "Per APID, gaps in the 14-bit sequence count (with wrap-around, the missing counts), "
     "duplicates, counter repeats and late packets.",
 }
+PARAMETERS_KEY = _key(BRONZE_PARAMETERS)
+REJECTS_KEY = _key(BRONZE_PACKET_REJECTS)
+SEQUENCE_KEY = _key(BRONZE_SEQUENCE_EVENTS)
 CHECKS = [
     dg.AssetCheckSpec("every_record_accounted", asset=PACKETS_KEY,
                       description="raw records read = packets (duplicates included) + rejects"),
-    dg.AssetCheckSpec("sequence_continuity", asset=PACKETS_KEY,
-                      description="no gap in any APID's sequence count (listed in bronze.packet_sequence_events)"),
     dg.AssetCheckSpec("known_apids", asset=PACKETS_KEY,
                       description="every APID is in the mission database (unknown ones are kept and listed)"),
-    dg.AssetCheckSpec("packets_decoded", asset=PACKETS_KEY,
-                      description="nothing rejected (the rejects, by reason, are in bronze.packet_rejects)"),
-    dg.AssetCheckSpec("parameter_limits", asset=PACKETS_KEY,
+    dg.AssetCheckSpec("sequence_continuity", asset=SEQUENCE_KEY,
+                      description="no gap in any APID's sequence count (the gaps are rows of this table)"),
+    dg.AssetCheckSpec("packets_decoded", asset=REJECTS_KEY,
+                      description="nothing rejected (the rejects, by reason, are rows of this table)"),
+    dg.AssetCheckSpec("parameter_limits", asset=PARAMETERS_KEY,
                       description=f"samples out of limits by severity; fails on {' or '.join(FAILING_SEVERITIES)}"),
 ]  # fmt: skip
 
@@ -173,9 +176,12 @@ def _packet_types(mission: MissionRecord) -> dict[int, tuple[str, str]]:
         return {}
 
 
+CHECKED_ASSET = {spec.name: spec.asset_key for spec in CHECKS}
+
+
 def _check(name: str, passed: bool, description: str, metadata: Mapping[str, object]) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        asset_key=PACKETS_KEY,
+        asset_key=CHECKED_ASSET[name],
         check_name=name,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR if name == "every_record_accounted" else dg.AssetCheckSeverity.WARN,

@@ -7,6 +7,7 @@ stopped by Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 
 from satlake.cli_support import CliError, report_for, settings_from_args
@@ -76,7 +77,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug"
     )
-    # uvicorn handles Ctrl-C (SIGINT) and SIGTERM itself: it stops accepting, finishes requests and returns.
+    # uvicorn handles Ctrl-C (SIGINT) and SIGTERM itself: it stops accepting, finishes requests and returns, then
+    # raises the signal again with the handler it found. Started in the background by a script, SIGINT is ignored
+    # (as a shell starts background jobs): Python's own handler makes Ctrl-C end with 130 there too.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     server = AnnouncingServer(config)
     server.run()
     return 0 if server.started else 1

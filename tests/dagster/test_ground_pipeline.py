@@ -126,10 +126,10 @@ def test_packets_land_decoded_with_gaps_duplicates_rejects_and_one_alarm(ground:
     assert any(r.startswith("packet shorter than its definition") for r in reasons)
 
     assert checks["bronze/packets:every_record_accounted"][0]
-    assert not checks["bronze/packets:sequence_continuity"][0]
-    assert "3 packets missing" in checks["bronze/packets:sequence_continuity"][1]
+    assert not checks["bronze/packet_sequence_events:sequence_continuity"][0]
+    assert "3 packets missing" in checks["bronze/packet_sequence_events:sequence_continuity"][1]
     assert not checks["bronze/packets:known_apids"][0]
-    assert not checks["bronze/packets:packets_decoded"][0]
+    assert not checks["bronze/packet_rejects:packets_decoded"][0]
 
     # The housekeeping table: a typed column per parameter, calibrated and raw side by side, one row per packet.
     hk_rows = ground.rows(packet_type_table("demosat", "hk"))

@@ -45,6 +45,7 @@ def test_serve_answers_searches_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "satlake", "serve", "--port", str(port)],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as a script's background job starts
     )  # fmt: skip
     try:
         assert server.stdout is not None
