@@ -9,6 +9,8 @@ exporters agree.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -28,6 +30,9 @@ from satlake.telemetry.tables import BRONZE_TELEMETRY_REJECTS
 log = logging.getLogger(__name__)
 
 ErrorCounter = Callable[[str, Exception], None]
+
+# How old the table metrics may get before a scrape starts reading them again in the background.
+TABLE_REFRESH_S = 30.0
 
 
 def table_name(table: TableRef) -> str:
@@ -75,12 +80,17 @@ class LakehouseCollector(Collector):
         topics: list[str],
         on_error: ErrorCounter,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        table_refresh_s: float = TABLE_REFRESH_S,
     ) -> None:
         self.lakehouse = lakehouse
         self.event_log = event_log
         self.topics = topics
         self.on_error = on_error
         self.now = now
+        self.table_refresh_s = table_refresh_s
+        self._table_metrics: list[Metric] | None = None
+        self._table_metrics_at = 0.0
+        self._refreshing = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
         for section in (self._telemetry, self._tables, self._scenes):
@@ -113,6 +123,28 @@ class LakehouseCollector(Collector):
         yield from (consumed, rejected, lag)
 
     def _tables(self) -> Iterator[Metric]:
+        """Every table's bytes and newest partition. Reading them opens every Delta table (tens of ms each in an
+        object store), so past the first scrape they are served from the last reading and read again in the
+        background once older than ``table_refresh_s``: a scrape stays fast however many tables the domains add
+        (Prometheus gives up on a scrape after its interval)."""
+        if self._table_metrics is None:
+            self._refresh_tables()
+        elif time.monotonic() - self._table_metrics_at > self.table_refresh_s and not self._refreshing.locked():
+            threading.Thread(target=self._refresh_tables, name="satlake-table-metrics", daemon=True).start()
+        yield from self._table_metrics or []
+
+    def _refresh_tables(self) -> None:
+        if not self._refreshing.acquire(blocking=False):
+            return
+        try:
+            self._table_metrics = self._read_tables()
+            self._table_metrics_at = time.monotonic()
+        except Exception as error:  # a failing read keeps the last metrics and is counted
+            self.on_error("tables", error)
+        finally:
+            self._refreshing.release()
+
+    def _read_tables(self) -> list[Metric]:
         written = CounterMetricFamily(
             names.BYTES_WRITTEN, "Bytes in the live data files of each Delta table", labels=["table"]
         )
@@ -130,7 +162,7 @@ class LakehouseCollector(Collector):
             newest = newest_partition_day(actions)
             if newest is not None:
                 age.add_metric([table_name(table)], partition_age_seconds(newest, now))
-        yield from (written, age)
+        return [written, age]
 
     def _scenes(self) -> Iterator[Metric]:
         scenes = CounterMetricFamily(

@@ -218,3 +218,26 @@ def counters_only_grow(settings: Settings, monkeypatch: pytest.MonkeyPatch, stac
 def without_created(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> dict[object, float]:
     """The samples but the ``_created`` timestamps (when each exporter started counting)."""
     return {key: sample for key, sample in samples.items() if not key[0].endswith("_created")}
+
+
+def test_table_metrics_are_served_from_the_last_reading_and_read_again_in_the_background(tmp_path: Path) -> None:
+    import threading
+
+    from satlake.ops.lakehouse_metrics import LakehouseCollector
+    from satlake.resources.lakehouse import Lakehouse
+    from satlake.resources.local_event_log import LocalEventLog
+
+    collector = LakehouseCollector(Lakehouse(root_uri=str(tmp_path / "lake")), LocalEventLog(tmp_path / "log"), [],
+                                   lambda *_: None, table_refresh_s=3600)  # fmt: skip
+    reads = []
+    read_tables = collector._read_tables
+    collector._read_tables = lambda: reads.append(threading.current_thread().name) or read_tables()  # type: ignore[method-assign]
+    list(collector._tables())
+    list(collector._tables())
+    assert reads == ["MainThread"]  # the first scrape reads; the next one is served from that reading
+    collector.table_refresh_s = 0
+    list(collector._tables())
+    deadline = time.monotonic() + 10
+    while len(reads) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reads == ["MainThread", "satlake-table-metrics"]  # stale: read again, off the scrape's thread
