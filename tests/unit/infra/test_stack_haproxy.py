@@ -141,15 +141,19 @@ def balanced(tmp_path: Path) -> Iterator[tuple[CollectorAddress, list[StandInCol
     addresses = [CollectorAddress(c.name, c.host, c.tcp_port, c.http_port) for c in collectors]
     config_file = tmp_path / "haproxy.cfg"
     config_file.write_text(haproxy_config_text("127.0.0.1", tcp, http, addresses))
-    process = subprocess.Popen(
-        [str(HAPROXY), "-db", "-f", str(config_file)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    # Its log goes to a file: a pipe nobody reads fills up and blocks HAProxy (then it cannot even stop).
+    with (tmp_path / "haproxy.log").open("w") as log:
+        process = subprocess.Popen([str(HAPROXY), "-db", "-f", str(config_file)], stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(http)
         yield CollectorAddress("haproxy", "127.0.0.1", tcp, http), collectors
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
         for collector in collectors:
             collector.stop()
 
