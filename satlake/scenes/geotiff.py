@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from affine import Affine
 from pyproj import CRS
@@ -21,6 +22,9 @@ __all__ = ["MAX_BANDS", "MAX_RASTER_SIDE", "RasterFile", "RasterReadError", "ope
 
 PROBE_SIDE = 512
 PROBE_CACHE_MB = 64
+# Blocks larger than this are not decoded by the probe (GDAL would allocate the whole block, and a lying header
+# can declare a 128 MB strip in a 1 kB file); their offsets and byte counts are checked against the file instead.
+PROBE_DECODE_MAX_BYTES = 16 << 20
 MAX_RASTER_SIDE = 1 << 20  # 1,048,576 pixels: larger declared sides are corrupt headers, not imagery
 MAX_BANDS = 1000
 
@@ -107,7 +111,7 @@ def open_raster(name: str, path: Path) -> RasterFile:
                 crs = CRS.from_wkt(src.crs.to_wkt())
             except CRSError as error:
                 raise RasterReadError(name, f"CRS cannot be interpreted ({error})") from error
-            _read_probe_blocks(src)
+            _probe_end_blocks(src, name, path.stat().st_size)
             return RasterFile(
                 name=name,
                 crs=crs,
@@ -132,15 +136,41 @@ def open_raster(name: str, path: Path) -> RasterFile:
         raise RasterReadError(name, f"GDAL could not read it ({detail})") from error
 
 
-def _read_probe_blocks(src: rasterio.DatasetReader) -> None:
-    """Decode the first and last block of every band: a truncated file opens fine but fails here. GDAL decodes
-    a whole block to read any pixel of it, so a window of at most PROBE_SIDE pixels a side is enough (and a
-    strip a million pixels wide is not copied out whole)."""
+def _probe_end_blocks(src: rasterio.DatasetReader, name: str, file_size: int) -> None:
+    """Check the first and last block of every band: a truncated file opens fine but fails here.
+
+    A block of at most PROBE_DECODE_MAX_BYTES is decoded (GDAL decodes a whole block to read any pixel of it, so
+    a window of at most PROBE_SIDE pixels a side is enough). A larger block is not decoded: its offset and byte
+    count, as the TIFF directory gives them, must exist and lie within the file, which is what truncation and a
+    header declaring more blocks than the file holds both break.
+    """
     block_height, block_width = src.block_shapes[0]
-    last_row = max(0, src.height - block_height)
-    last_col = max(0, src.width - block_width)
-    for window in (
-        Window(0, 0, min(block_width, src.width, PROBE_SIDE), min(block_height, src.height, PROBE_SIDE)),
-        Window(last_col, last_row, min(src.width - last_col, PROBE_SIDE), min(src.height - last_row, PROBE_SIDE)),
-    ):
-        src.read(window=window)
+    pixel_interleaved = src.interleaving is not None and src.interleaving.name == "pixel"
+    pixel_bytes = max(np.dtype(dtype).itemsize for dtype in src.dtypes) * (src.count if pixel_interleaved else 1)
+    if block_height * block_width * pixel_bytes <= PROBE_DECODE_MAX_BYTES:
+        last_row = max(0, src.height - block_height)
+        last_col = max(0, src.width - block_width)
+        for window in (
+            Window(0, 0, min(block_width, src.width, PROBE_SIDE), min(block_height, src.height, PROBE_SIDE)),
+            Window(last_col, last_row, min(src.width - last_col, PROBE_SIDE), min(src.height - last_row, PROBE_SIDE)),
+        ):
+            src.read(window=window)
+        return
+    last = ((src.width - 1) // block_width, (src.height - 1) // block_height)
+    bands = [1] if pixel_interleaved else list(src.indexes)
+    for band in bands:
+        for column, row in ((0, 0), last):
+            offset = src.get_tag_item(f"BLOCK_OFFSET_{column}_{row}", "TIFF", bidx=band)
+            size = src.get_tag_item(f"BLOCK_SIZE_{column}_{row}", "TIFF", bidx=band)
+            if offset is None or size is None:
+                raise RasterReadError(
+                    name,
+                    f"band {band} has no block at column {column}, row {row}: the header declares more "
+                    f"blocks ({last[0] + 1} x {last[1] + 1}) than the file holds",
+                )
+            if int(offset) + int(size) > file_size:
+                raise RasterReadError(
+                    name,
+                    f"band {band}, block at column {column}, row {row} ends at byte "
+                    f"{int(offset) + int(size):,}, past the end of the {file_size:,}-byte file (truncated?)",
+                )

@@ -227,3 +227,22 @@ def test_a_scene_with_no_raster_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(RasterReadError, match=r"no \.tif/\.tiff file"):
         read_scene_metadata("notes", "test", {"notes.txt": tmp_path / "notes.txt"})
+
+
+def test_a_raster_in_blocks_too_large_to_probe_is_read_and_a_block_past_its_end_is_still_refused(
+    tmp_path: Path,
+) -> None:
+    # One deflate strip of 3000 x 3000 uint16 is an 18 MB block: the probe checks where it lies instead of decoding.
+    path = tmp_path / "one_strip.tif"
+    profile = {"driver": "GTiff", "dtype": "uint16", "count": 1, "width": 3000, "height": 3000, "crs": "EPSG:32633"}
+    profile |= {"transform": from_origin(500_000, 5_600_000, 10, 10), "compress": "deflate", "blockysize": 3000}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.random.default_rng(2).integers(0, 1000, (1, 3000, 3000), dtype="uint16"))
+        dst.update_tags(ACQUISITION_TIME="2024-05-01T10:00:00Z")
+    with rasterio.open(path) as src:
+        assert src.block_shapes[0] == (3000, 3000)
+    assert read_scene_metadata("big", "test", {"one_strip.tif": path}).width == 3000
+    data = path.read_bytes()
+    (tmp_path / "cut.tif").write_bytes(_patched_ifd(data, 279, len(data)))  # StripByteCounts: the whole file
+    with pytest.raises(RasterReadError, match="past the end of the"):
+        read_scene_metadata("cut", "test", {"cut.tif": tmp_path / "cut.tif"})
